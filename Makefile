@@ -1,0 +1,38 @@
+# agentfarm: `make run` starts the whole farm, `make test` runs the whole suite.
+# Both bootstrap .venv on first use (Python >= 3.11 and the OS are all they need).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint format bench-pickup bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentfarm needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)  ## the whole farm on embedded defaults, API on :3000
+	$(VENV)/bin/agentfarm dev
+
+test: $(STAMP)  ## the whole suite (real Postgres, Redis and Dramatiq workers)
+	$(VENV)/bin/pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench-pickup: $(STAMP)  ## idle-worker pickup latency, stock vs wakeable broker
+	$(PY) bench/pickup.py
+
+bench: bench-pickup
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""Prometheus metrics shared by every process (multiprocess mode when the launcher sets
+``PROMETHEUS_MULTIPROC_DIR``). Labels: queue, actor, outcome, route, method, status, model,
+kind only — never a chat or user id.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+ACTOR_ENQUEUED = Counter(
+    "agentfarm_messages_enqueued_total", "Queue messages sent", ["queue", "actor"]
+)
+ACTOR_MESSAGES = Counter(
+    "agentfarm_messages_processed_total",
+    "Queue messages processed, by outcome (ok, failed, dead)",
+    ["queue", "actor", "outcome"],
+)
+ACTOR_DURATION = Histogram(
+    "agentfarm_message_duration_seconds",
+    "Time spent processing one queue message",
+    ["queue", "actor"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+)
+STEP_OUTCOMES = Counter(
+    "agentfarm_chat_steps_total", "Chat steps by outcome", ["model", "outcome"]
+)
+LLM_RETRIES = Counter(
+    "agentfarm_llm_retries_total", "Retried model calls by error kind", ["model", "kind"]
+)
+LLM_TOKENS = Counter(
+    "agentfarm_llm_tokens_total", "Tokens used, by direction", ["model", "direction"]
+)
+LLM_COST = Counter("agentfarm_llm_cost_micros_total", "Model cost in micro-dollars", ["model"])
+TIME_TO_FIRST_TOKEN = Histogram(
+    "agentfarm_llm_time_to_first_token_seconds",
+    "Time from request to the first streamed chunk",
+    ["model"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_REQUESTS = Counter(
+    "agentfarm_http_requests_total", "HTTP requests", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "agentfarm_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+OPEN_STREAMS = Gauge(
+    "agentfarm_open_streams", "Open chat streams", ["transport"], multiprocess_mode="livesum"
+)
+
+
+def render() -> bytes:
+    """The exposition text: every process's metrics in multiprocess mode, else this one's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)

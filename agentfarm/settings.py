@@ -1,0 +1,87 @@
+"""One typed settings object for every agentfarm process (environment prefix ``AGENTFARM_``)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment; every field maps to ``AGENTFARM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTFARM_", extra="ignore")
+
+    # Infrastructure. When unset, `agentfarm dev` starts embedded servers under data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".agentfarm")
+
+    # Secrets: Fernet keys, newest first (rotation: prepend a new key, re-encrypt, drop the old).
+    encryption_keys: SecretStr | None = None
+
+    # API shim
+    http_host: str = "127.0.0.1"
+    http_port: int = 3000
+    access_url: str = "http://127.0.0.1:3000"
+
+    # Chat loop (Coder's values, reference §3.7)
+    heartbeat_interval_s: float = 30.0
+    stale_after_s: float = 300.0
+    max_queue_size: int = 20
+    max_chat_steps: int = 1200
+    llm_max_attempts: int = 25
+    llm_backoff_initial_s: float = 1.0
+    llm_backoff_max_s: float = 60.0
+    llm_first_chunk_timeout_s: float = 60.0
+    llm_request_timeout_s: float = 600.0
+    title_timeout_s: float = 30.0
+    default_max_output_tokens: int = 32_000
+    system_prompt: str = (
+        "You are a coding agent running inside agentfarm. Work step by step, use the tools you "
+        "are given, and report clearly what you did."
+    )
+
+    # Event streams
+    stream_maxlen: int = 10_000
+    stream_ttl_s: int = 86_400
+    stream_ping_interval_s: float = 15.0
+
+    # Workers
+    worker_processes: int = 1
+    worker_threads: int = 8
+    broker_namespace: str = "dramatiq"
+    # How long an idle consumer blocks waiting for a wake-up before it re-polls Redis.
+    broker_idle_wait_ms: int = 1000
+
+    # Scheduler
+    scheduler_lock_key: int = 0x61676674  # "agft"
+    scheduler_poll_s: float = 2.0
+    recover_stale_every_s: float = 60.0
+
+    # Scripted model server used by `agentfarm dev`
+    scripted_llm_port: int = 0
+
+    log_level: str = "INFO"
+    log_json: bool = Field(default=False)
+
+    @property
+    def encryption_key_list(self) -> list[str]:
+        """The configured Fernet keys, newest first."""
+        if self.encryption_keys is None:
+            return []
+        raw = self.encryption_keys.get_secret_value()
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests and the dev launcher change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,84 @@
+"""FastAPI app factory for the API shim."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from agentfarm import metrics
+from agentfarm.settings import Settings, get_settings
+from api_shim.errors import install_error_handlers
+from api_shim.routes import chats, messages, ops, stream
+from models import db
+from workers.broker import get_broker
+from workers.events import ChatEventWriter
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; connections are opened in the lifespan, not here."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.database_url or not settings.redis_url:
+            raise RuntimeError("AGENTFARM_DATABASE_URL and AGENTFARM_REDIS_URL must be set")
+        db.init_engine(settings.database_url, pool_size=20, max_overflow=40)
+        get_broker()
+        import workers.actors.chat  # noqa: F401  (actors the shim sends to)
+
+        sync_redis = Redis.from_url(settings.redis_url)
+        app.state.redis = AsyncRedis.from_url(settings.redis_url, max_connections=2000)
+        app.state.events = ChatEventWriter(
+            sync_redis, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s
+        )
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            sync_redis.close()
+
+    app = FastAPI(
+        title="agentfarm",
+        version="0.1.0",
+        summary="Coding-agent chats on a farm of workers; Coder Chats API compatible.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (ops, chats, messages, stream):
+        app.include_router(module.router)
+
+    app.add_middleware(HttpMetrics)
+    return app
+
+
+class HttpMetrics:
+    """Pure ASGI middleware (no per-chunk overhead on streams): requests and latency by route."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "GET")
+            metrics.HTTP_REQUESTS.labels(method, route, str(status["code"])).inc()
+            metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)

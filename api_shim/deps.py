@@ -1,0 +1,89 @@
+"""Request dependencies: the database session and the authenticated user."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from models import db
+from models.base import utcnow
+from models.enums import SiteRole
+from models.errors import BadRequest, Forbidden, Unauthorized
+from models.identity import User
+from models.tokens import lookup_token
+
+SESSION_HEADER = "Coder-Session-Token"
+SESSION_COOKIE = "coder_session_token"
+
+
+def get_session() -> Iterator[Session]:
+    """A session per request; handlers commit explicitly, anything uncommitted rolls back."""
+    session = db.new_session()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def request_token(request: Request) -> str | None:
+    """The session token from the header, a bearer token, the cookie or the query string."""
+    token = request.headers.get(SESSION_HEADER)
+    if not token:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            token = value.strip()
+    if not token:
+        token = request.cookies.get(SESSION_COOKIE) or request.query_params.get(SESSION_COOKIE)
+    return token or None
+
+
+def authenticate(session: Session, token: str | None) -> User:
+    """The user a token belongs to, or Coder's 401."""
+    if not token:
+        raise Unauthorized(
+            "Cookie or header (Coder-Session-Token) must be provided.",
+            detail="You must be logged in to use this API.",
+        )
+    key = lookup_token(session, token)
+    if key is None:
+        raise Unauthorized("Invalid or expired session token.", detail="The API key is invalid.")
+    user = session.get(User, key.user_id)
+    if user is None or user.deleted or user.status != "active":
+        raise Unauthorized("User is not active.", detail="The API key's user is not active.")
+    now = utcnow()
+    if key.last_used is None or (now - key.last_used).total_seconds() > 60:
+        key.last_used = now
+        session.commit()
+    return user
+
+
+def current_user(request: Request, session: DbSession) -> User:
+    return authenticate(session, request_token(request))
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def require_agents_access(user: User) -> None:
+    """Creating chats, sending and promoting messages need the agents-access role."""
+    roles = set(user.rbac_roles or [])
+    if not roles & {SiteRole.AGENTS_ACCESS, SiteRole.OWNER}:
+        raise Forbidden(
+            "Forbidden.", detail="You need the agents-access role to use chats."
+        )
+
+
+def parse_uuid(value: str, what: str = "UUID") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest(f'Invalid {what} "{value}".', detail="Must be a valid UUID.") from None

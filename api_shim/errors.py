@@ -1,0 +1,56 @@
+"""Every error leaves the shim in Coder's envelope: ``{message, detail?, validations?}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.errors import ApiError
+
+log = logging.getLogger("agentfarm.api")
+
+
+def envelope(status: int, message: str, detail: str | None = None, validations=None) -> JSONResponse:  # type: ignore[no-untyped-def]
+    body: dict[str, object] = {"message": message}
+    if detail:
+        body["detail"] = detail
+    if validations:
+        body["validations"] = validations
+    return JSONResponse(body, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map expected failures, FastAPI's validation errors and HTTP errors to the envelope."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        validations = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            validations.append({"field": ".".join(loc) or "body", "detail": err.get("msg", "")})
+        if any(err.get("type") == "json_invalid" for err in exc.errors()):
+            return envelope(400, "Request body must be valid JSON.", validations=validations)
+        return envelope(400, "Validation failed.", validations=validations)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404 and message == "Not Found":
+            message = "Route not found."
+        if exc.status_code == 405:
+            message = "Method not allowed."
+        return envelope(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A 500 is always a bug: log it with the route, never with request bodies.
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return envelope(500, "An internal error occurred.", detail=type(exc).__name__)

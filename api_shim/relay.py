@@ -1,0 +1,152 @@
+"""Relay a chat's Redis event stream to one client, after Coder's snapshot.
+
+The snapshot position is read from the stream *before* the database snapshot is taken, and
+live events are read from that position on, so nothing that happens during the snapshot is
+missed. A live ``message`` event the snapshot already contained is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.concurrency import run_in_threadpool
+
+from models import chat_queries, chat_rules, db
+from models.chats import Chat
+from models.wire import message_json, queued_json
+from workers import events as ev
+
+ZERO_ID = "0-0"
+
+
+@dataclass
+class Batch:
+    """Events to send together, each with the stream id it brings the client up to.
+
+    Snapshot events come from the database, not the stream: they all carry the snapshot
+    position, so a client that resumes from any of them continues right after the snapshot.
+    """
+
+    position: str
+    entries: list[tuple[str, dict[str, Any]]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [event for _, event in self.entries]
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_entries(entries: list[Any]) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for entry_id, fields in entries:
+        raw = fields.get(b"e") or fields.get("e")
+        if raw is not None:
+            out.append((_decode(entry_id), json.loads(raw)))
+    return out
+
+
+async def stream_tail(redis: Redis, chat_id: uuid.UUID) -> str:
+    """The id of the newest entry (or 0-0): live reading starts after it."""
+    last = await redis.xrevrange(ev.stream_key(chat_id), count=1)
+    return _decode(last[0][0]) if last else ZERO_ID
+
+
+async def resumable_from(redis: Redis, chat_id: uuid.UUID, last_event_id: str) -> bool:
+    """Whether every entry after ``last_event_id`` is still in the stream (not trimmed)."""
+    if not _valid_id(last_event_id):
+        return False
+    first = await redis.xrange(ev.stream_key(chat_id), count=1)
+    if not first:
+        return last_event_id == ZERO_ID
+    return _id_tuple(_decode(first[0][0])) <= _next_id(last_event_id)
+
+
+def _valid_id(value: str) -> bool:
+    ms, sep, seq = value.partition("-")
+    return bool(sep) and ms.isdigit() and seq.isdigit()
+
+
+def _id_tuple(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq)
+
+
+def _next_id(value: str) -> tuple[int, int]:
+    ms, seq = _id_tuple(value)
+    return ms, seq + 1
+
+
+def _db_snapshot(chat_id: uuid.UUID, after_id: int) -> tuple[str, list, list]:  # type: ignore[type-arg]
+    with db.session_scope() as session:
+        chat = session.get(Chat, chat_id)
+        status = str(chat.status) if chat else "waiting"
+        messages = [message_json(m) for m in chat_queries.messages_after(session, chat_id, after_id)]
+        queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat_id)]
+        return status, messages, queue
+
+
+async def snapshot(redis: Redis, chat_id: uuid.UUID, after_id: int) -> Batch:
+    """Coder's connect snapshot: status, parts in flight, messages after ``after_id``, queue."""
+    tail = await stream_tail(redis, chat_id)
+    status, messages, queue = await run_in_threadpool(_db_snapshot, chat_id, after_id)
+    events: list[dict[str, Any]] = [ev.status_event(chat_id, status)]
+    step_from = await redis.get(ev.step_from_key(chat_id))
+    if step_from and tail != ZERO_ID:
+        entries = await redis.xrange(ev.stream_key(chat_id), min=_decode(step_from), max=tail)
+        events.extend(e for _, e in _parse_entries(entries) if e["type"] == "message_part")
+    events.extend(ev.message_event(chat_id, m) for m in messages)
+    if queue:
+        events.append(ev.queue_event(chat_id, queue))
+    return Batch(position=tail, entries=[(tail, e) for e in events])
+
+
+async def follow(
+    redis: Redis,
+    chat_id: uuid.UUID,
+    position: str,
+    *,
+    block_ms: int,
+    max_batch: int = 256,
+    seen_message_id: int = 0,
+    on_idle: Callable[[], None] | None = None,
+) -> AsyncIterator[Batch]:
+    """Live events after ``position``; an empty batch every ``block_ms`` of silence."""
+    key = ev.stream_key(chat_id)
+    while True:
+        reply = await redis.xread({key: position}, count=max_batch, block=block_ms)
+        if not reply:
+            if on_idle is not None:
+                on_idle()
+            yield Batch(position=position, entries=[])
+            continue
+        entries = _parse_entries(reply[0][1])
+        if not entries:
+            continue
+        position = entries[-1][0]
+        fresh = []
+        for entry_id, event in entries:
+            # Only the snapshot's messages are skipped: publishes of different writers can
+            # arrive out of id order, so a running maximum would drop real messages.
+            if event["type"] == "message" and (event["message"].get("id") or 0) <= seen_message_id:
+                continue
+            fresh.append((entry_id, event))
+        yield Batch(position=position, entries=fresh)
+
+
+async def replay_after(redis: Redis, chat_id: uuid.UUID, last_event_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Entries strictly after ``last_event_id`` that are already in the stream."""
+    entries = await redis.xrange(ev.stream_key(chat_id), min=f"({last_event_id}", max="+")
+    return _parse_entries(entries)
+
+
+def max_message_id(events: list[dict[str, Any]]) -> int:
+    ids = [e["message"].get("id") or 0 for e in events if e["type"] == "message"]
+    return max(ids, default=0)

@@ -1,0 +1,276 @@
+"""``/api/experimental/chats``: create, list, get, update, archive, interrupt, models."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, select
+
+from agentfarm.settings import get_settings
+from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
+from models import chat_queries, chat_rules, chat_updates
+from models.bootstrap import default_organization
+from models.chats import Chat
+from models.enums import PROVIDERS
+from models.errors import BadRequest, Forbidden
+from models.identity import OrganizationMember, User
+from models.providers import ChatModelConfig, ChatProvider
+from models.wire import chat_json
+from workers import events as ev
+from workers.enqueue import defer
+
+router = APIRouter(prefix="/api/experimental/chats", tags=["chats"])
+
+MAX_DYNAMIC_TOOLS = 250
+
+
+class InputPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+    file_id: str | None = None
+    file_name: str | None = None
+    start_line: int | None = None
+    end_line: int | None = None
+    content: str | None = None
+
+
+class DynamicTool(BaseModel):
+    name: str = ""
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=dict)
+
+
+class CreateChatRequest(BaseModel):
+    content: list[InputPart] | None = None
+    organization_id: uuid.UUID | None = Field(
+        default=None, description="Defaults to the caller's default organization."
+    )
+    workspace_id: uuid.UUID | None = None
+    model_config_id: uuid.UUID | None = None
+    mcp_server_ids: list[uuid.UUID] | None = None
+    labels: dict[str, Any] | None = None
+    client_type: str | None = None
+    plan_mode: str | None = None
+    system_prompt: str | None = None
+    unsafe_dynamic_tools: list[DynamicTool] | None = None
+
+
+class UpdateChatRequest(BaseModel):
+    title: str | None = None
+    archived: bool | None = None
+    pin_order: int | None = None
+    labels: dict[str, Any] | None = None
+    workspace_id: uuid.UUID | None = None
+    plan_mode: str | None = None
+
+
+def _dump_parts(parts: list[InputPart] | None) -> list[dict[str, Any]] | None:
+    if parts is None:
+        return None
+    return [p.model_dump(exclude_none=True) for p in parts]
+
+
+def _organization_for(session: Session, user: User, org_id: uuid.UUID | None) -> uuid.UUID:
+    if org_id is None:
+        membership = session.exec(
+            select(OrganizationMember).where(OrganizationMember.user_id == user.id)
+        ).all()
+        default = default_organization(session)
+        if any(m.organization_id == default.id for m in membership) or not membership:
+            return default.id
+        return membership[0].organization_id
+    member = session.get(OrganizationMember, (org_id, user.id))
+    if member is None:
+        raise Forbidden("You are not a member of the specified organization.")
+    return org_id
+
+
+def _validate_dynamic_tools(tools: list[DynamicTool] | None) -> list[dict[str, Any]] | None:
+    if not tools:
+        return None
+    if len(tools) > MAX_DYNAMIC_TOOLS:
+        raise BadRequest("Too many dynamic tools.")
+    names: set[str] = set()
+    for tool in tools:
+        if not tool.name.strip():
+            raise BadRequest("Dynamic tool name must not be empty.")
+        if tool.name in names:
+            raise BadRequest("Duplicate dynamic tool name.")
+        names.add(tool.name)
+    return [t.model_dump() for t in tools]
+
+
+def render_chat(session: Session, chat: Chat, *, files: bool = False) -> dict[str, Any]:
+    """A chat with has_unread, embedded children and (on create/get) files."""
+    unread = chat_queries.unread_chat_ids(session, [chat])
+    children = []
+    if chat.parent_chat_id is None:
+        kids = chat_queries.children_by_root(session, [chat])[chat.id]
+        kid_unread = chat_queries.unread_chat_ids(session, kids)
+        children = [chat_json(k, has_unread=k.id in kid_unread) for k in kids]
+    return chat_json(
+        chat, has_unread=chat.id in unread, children=children, files=[] if files else None
+    )
+
+
+@router.post("", status_code=201, summary="Create a chat")
+def create_chat(body: CreateChatRequest, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+    from workers.actors.chat import chat_generate_title, chat_step
+
+    require_agents_access(user)
+    org_id = _organization_for(session, user, body.organization_id)
+    if body.system_prompt and len(body.system_prompt) > chat_rules.MAX_SYSTEM_PROMPT_CHARS:
+        raise BadRequest("System prompt exceeds maximum length.")
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    if body.workspace_id is not None:
+        # Workspaces arrive with the tools issue; no workspace can be found until then.
+        raise BadRequest("Workspace not found or you do not have access to this resource")
+    model_config = chat_rules.resolve_model_config(session, body.model_config_id)
+    plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
+    if body.mcp_server_ids:
+        # No MCP server exists until the MCP issue lands, so every id is unknown.
+        raise BadRequest(
+            "One or more MCP server IDs are invalid.",
+            detail="Invalid IDs: " + ", ".join(str(i) for i in body.mcp_server_ids),
+        )
+    labels = chat_rules.validate_labels(body.labels)
+    dynamic_tools = _validate_dynamic_tools(body.unsafe_dynamic_tools)
+    client_type = chat_rules.parse_client_type(body.client_type)
+    chat, _first = chat_rules.create_chat(
+        session,
+        owner=user,
+        organization_id=org_id,
+        parts=parts,
+        model_config=model_config,
+        deployment_prompt=get_settings().system_prompt,
+        system_prompt=body.system_prompt,
+        labels=labels,
+        client_type=client_type,
+        plan_mode=plan_mode,
+    )
+    chat.dynamic_tools = dynamic_tools
+    defer(session, chat_step.message(str(chat.id), chat.generation, 1))
+    defer(session, chat_generate_title.message(str(chat.id)))
+    session.commit()
+    return render_chat(session, chat, files=True)
+
+
+@router.get("", summary="List your chats")
+def list_chats(
+    user: CurrentUser,
+    session: DbSession,
+    q: str | None = None,
+    label: list[str] = Query(default_factory=list),
+    after_id: str | None = None,
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    filters = chat_queries.parse_search(q)
+    labels = chat_queries.parse_label_filters(label)
+    cursor = parse_uuid(after_id, "after_id") if after_id else None
+    chats = chat_queries.list_root_chats(
+        session,
+        user.id,
+        archived=filters["archived"],
+        labels=labels,
+        after_id=cursor,
+        offset=offset,
+        limit=limit,
+    )
+    children = chat_queries.children_by_root(session, chats)
+    everyone = chats + [k for kids in children.values() for k in kids]
+    unread = chat_queries.unread_chat_ids(session, everyone)
+    return [
+        chat_json(
+            c,
+            has_unread=c.id in unread,
+            children=[chat_json(k, has_unread=k.id in unread) for k in children[c.id]],
+        )
+        for c in chats
+    ]
+
+
+@router.get("/models", summary="Models you can chat with")
+def list_models(user: CurrentUser, session: DbSession) -> dict[str, Any]:
+    providers = {p.provider: p for p in session.exec(select(ChatProvider)).all()}
+    configs = session.exec(
+        select(ChatModelConfig).where(
+            ChatModelConfig.enabled,
+            ChatModelConfig.deleted.is_(False),  # type: ignore[attr-defined]
+        )
+    ).all()
+    out = []
+    for name in PROVIDERS:
+        row = providers.get(name)
+        if row is None or not row.enabled:
+            continue
+        entry: dict[str, Any] = {"provider": name, "available": bool(row.api_key)}
+        if not row.api_key:
+            entry["unavailable_reason"] = "missing_api_key"
+        entry["models"] = [
+            {
+                "id": f"{name}:{c.model}",
+                "provider": name,
+                "model": c.model,
+                "display_name": c.display_name or c.model,
+            }
+            for c in sorted((c for c in configs if c.provider == name), key=lambda c: c.model)
+        ]
+        out.append(entry)
+    return {"providers": out}
+
+
+@router.get("/{chat}", summary="Get a chat")
+def get_chat(chat: str, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"))
+    return render_chat(session, row, files=True)
+
+
+@router.patch("/{chat}", status_code=204, summary="Update a chat")
+def update_chat(
+    chat: str, body: UpdateChatRequest, user: CurrentUser, session: DbSession
+) -> Response:
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    fields = body.model_fields_set
+    if "workspace_id" in fields and body.workspace_id not in (None, uuid.UUID(int=0)):
+        raise BadRequest("Workspace not found or you do not have access to this resource")
+    if "plan_mode" in fields:
+        row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
+    if body.title is not None:
+        chat_updates.set_title(row, body.title)
+    if body.labels is not None:
+        row.labels = chat_rules.validate_labels(body.labels)
+    if body.archived is not None:
+        chat_updates.set_archived(session, row, body.archived)
+    if body.pin_order is not None:
+        chat_updates.set_pin_order(session, row, body.pin_order)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{chat}/archive", status_code=204, summary="Archive a chat (and its children)")
+def archive_chat(chat: str, user: CurrentUser, session: DbSession) -> Response:
+    return update_chat(chat, UpdateChatRequest(archived=True), user, session)
+
+
+@router.post("/{chat}/unarchive", status_code=204, summary="Unarchive a chat")
+def unarchive_chat(chat: str, user: CurrentUser, session: DbSession) -> Response:
+    return update_chat(chat, UpdateChatRequest(archived=False), user, session)
+
+
+@router.post("/{chat}/interrupt", summary="Stop the current run")
+def interrupt_chat(
+    chat: str, request: Request, user: CurrentUser, session: DbSession
+) -> dict[str, Any]:
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    changed = chat_rules.interrupt(row)
+    session.commit()
+    if changed:
+        writer = request.app.state.events
+        writer.request_interrupt(row.id)
+        writer.publish(row.id, ev.status_event(row.id, row.status))
+    return render_chat(session, row)

@@ -1,0 +1,136 @@
+"""``/api/experimental/chats/{chat}/messages``: page and send messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from agentfarm.settings import get_settings
+from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
+from api_shim.routes.chats import InputPart, _dump_parts
+from models import chat_queries, chat_rules
+from models.enums import BusyBehavior, ChatStatus
+from models.errors import BadRequest
+from models.wire import message_json, queued_json
+from workers import events as ev
+from workers.enqueue import defer
+
+router = APIRouter(prefix="/api/experimental/chats", tags=["messages"])
+
+
+class SendMessageRequest(BaseModel):
+    content: list[InputPart] | None = None
+    model_config_id: uuid.UUID | None = None
+    mcp_server_ids: list[uuid.UUID] | None = None
+    plan_mode: str | None = None
+    busy_behavior: str | None = None
+
+
+def _positive_int(raw: str | None, message: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(message) from None
+    if value <= 0:
+        raise BadRequest(message)
+    return value
+
+
+@router.get("/{chat}/messages", summary="Page through a chat's messages")
+def list_messages(
+    chat: str,
+    user: CurrentUser,
+    session: DbSession,
+    before_id: str | None = None,
+    after_id: str | None = None,
+    limit: str | None = None,
+) -> dict[str, Any]:
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"))
+    before = _positive_int(before_id, "Invalid before_id parameter.")
+    after = _positive_int(after_id, "Invalid after_id parameter.")
+    page_size = 50
+    if limit not in (None, ""):
+        try:
+            page_size = int(limit)  # type: ignore[arg-type]
+        except ValueError:
+            page_size = 0
+        if not 1 <= page_size <= 200:
+            raise BadRequest("Invalid limit parameter (1-200).")
+    if before is not None and after is not None and after >= before:
+        raise BadRequest("after_id must be less than before_id.")
+    messages, has_more = chat_queries.page_messages(
+        session, row.id, before_id=before, after_id=after, limit=page_size
+    )
+    queued = []
+    if before is None and after is None:
+        queued = [queued_json(q) for q in chat_rules.queued_messages(session, row.id)]
+    return {
+        "messages": [message_json(m) for m in messages],
+        "queued_messages": queued,
+        "has_more": has_more,
+    }
+
+
+@router.post("/{chat}/messages", summary="Send a message (queued while the chat is busy)")
+def send_message(
+    chat: str, body: SendMessageRequest, request: Request, user: CurrentUser, session: DbSession
+) -> dict[str, Any]:
+    from workers.actors.chat import chat_step
+
+    require_agents_access(user)
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    behavior = chat_rules.parse_busy_behavior(body.busy_behavior)
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    config_id = None
+    if body.model_config_id is not None:
+        config_id = chat_rules.resolve_model_config(session, body.model_config_id).id
+    if body.mcp_server_ids:
+        raise BadRequest(
+            "One or more MCP server IDs are invalid.",
+            detail="Invalid IDs: " + ", ".join(str(i) for i in body.mcp_server_ids),
+        )
+    if body.plan_mode is not None:
+        row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
+    writer = request.app.state.events
+    held_by_worker = row.status == ChatStatus.RUNNING and row.worker_id is not None
+    if chat_rules.is_busy(row) and (behavior == BusyBehavior.QUEUE or held_by_worker):
+        queued = chat_rules.enqueue_follow_up(
+            session,
+            row,
+            parts,
+            created_by=user.id,
+            model_config_id=config_id,
+            max_queue=get_settings().max_queue_size,
+        )
+        if behavior == BusyBehavior.INTERRUPT:
+            # Late Coder behaviour: queue it, stop the run; the worker persists the partial
+            # step and then promotes exactly this message.
+            chat_rules.interrupt(row, promote_id=queued.id)
+        session.commit()
+        snapshot = [queued_json(q) for q in chat_rules.queued_messages(session, row.id)]
+        if behavior == BusyBehavior.INTERRUPT:
+            writer.request_interrupt(row.id)
+        writer.publish(row.id, ev.queue_event(row.id, snapshot))
+        return {"queued": True, "queued_message": queued_json(queued)}
+    message = chat_rules.add_message(
+        session,
+        row,
+        chat_rules.MessageRole.USER,
+        parts,
+        created_by=user.id,
+        model_config_id=config_id or row.last_model_config_id,
+    )
+    chat_rules.mark_pending(row)
+    defer(session, chat_step.message(str(row.id), row.generation, 1))
+    session.commit()
+    writer.publish(
+        row.id,
+        ev.message_event(row.id, message_json(message)),
+        ev.status_event(row.id, ChatStatus.PENDING),
+    )
+    return {"queued": False, "message": message_json(message)}

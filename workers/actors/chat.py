@@ -1,0 +1,79 @@
+"""Chat actors: ``chat.step``, ``chat.generate_title`` and ``chat.recover_stale``.
+
+Each actor is a thin shell around a plain function; the functions re-read the database and
+return early when the message no longer matches the state (a message is only a wake-up).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import dramatiq
+
+from workers.broker import get_broker
+from workers.queues import Queue
+from workers.runtime import get_runtime
+
+log = logging.getLogger("agentfarm.actors.chat")
+get_broker()  # the actors below register on the project's broker
+
+
+@dramatiq.actor(
+    actor_name="chat.step",
+    queue_name=Queue.CHAT,
+    # A crash inside the step (database or Redis outage) is retried a few times; the chat is
+    # protected by its generation and lease, and the stale sweeper repairs whatever is left.
+    max_retries=5,
+    min_backoff=500,
+    max_backoff=30_000,
+    # One model call; the stream has its own idle timeout, this only bounds a stuck thread.
+    time_limit=30 * 60 * 1000,
+)
+def chat_step(chat_id: str, generation: int, attempt: int = 1) -> None:
+    """Run one LLM step of a chat; a retryable model error re-sends itself with a delay."""
+    from workers.step import run_step
+
+    result = run_step(
+        get_runtime(), chat_id=uuid.UUID(chat_id), generation=generation, attempt=attempt
+    )
+    log.info(
+        "chat step %s",
+        result.outcome,
+        extra={"chat_id": chat_id, "generation": generation, "attempt": attempt},
+    )
+    if result.outcome == "retry":
+        chat_step.send_with_options(
+            args=(chat_id, generation, attempt + 1), delay=result.retry_delay_ms
+        )
+
+
+@dramatiq.actor(
+    actor_name="chat.generate_title",
+    queue_name=Queue.DEFAULT,
+    max_retries=2,
+    min_backoff=1000,
+    max_backoff=5000,
+    time_limit=2 * 60 * 1000,
+)
+def chat_generate_title(chat_id: str) -> None:
+    """Replace the fallback title of a new chat with a model-written one."""
+    from workers.titles import generate_title
+
+    outcome = generate_title(get_runtime(), uuid.UUID(chat_id))
+    log.info("title %s", outcome, extra={"chat_id": chat_id})
+
+
+@dramatiq.actor(
+    actor_name="chat.recover_stale",
+    queue_name=Queue.SCHEDULED,
+    max_retries=0,  # the scheduler sends it again next minute
+    time_limit=60 * 1000,
+)
+def chat_recover_stale() -> None:
+    """Return chats whose worker vanished to pending and re-send lost wake-ups."""
+    from workers.recovery import recover_stale
+
+    counts = recover_stale(get_runtime())
+    if any(counts.values()):
+        log.warning("stale chats recovered", extra=counts)

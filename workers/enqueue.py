@@ -1,0 +1,39 @@
+"""Enqueue after commit: messages buffered on a session are sent only once it commits.
+
+A rollback drops them, so a queue message never points at rows that do not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from sqlalchemy import event
+from sqlalchemy.orm import Session as OrmSession
+
+_OUTBOX = "agentfarm_outbox"
+
+
+def defer(session: OrmSession, message: dramatiq.Message[Any]) -> None:
+    """Send ``message`` when ``session`` commits; forget it if the session rolls back."""
+    session.info.setdefault(_OUTBOX, []).append(message)
+
+
+def defer_send(session: OrmSession, actor: dramatiq.Actor[Any, Any], *args: Any) -> None:
+    """Shorthand: defer ``actor.send(*args)`` until commit."""
+    defer(session, actor.message(*args))
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _flush_outbox(session: OrmSession) -> None:
+    pending = session.info.pop(_OUTBOX, None)
+    if not pending:
+        return
+    broker = dramatiq.get_broker()
+    for message in pending:
+        broker.enqueue(message)
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _drop_outbox(session: OrmSession, previous_transaction: Any) -> None:
+    session.info.pop(_OUTBOX, None)

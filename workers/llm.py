@@ -1,0 +1,379 @@
+"""The litellm adapter: one streamed model call, with errors classified as in Coder's chatd.
+
+litellm is kept for provider routing, keys and pricing; the per-chunk work here is kept small
+(no litellm callbacks or per-chunk logging) because it runs once per streamed token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Must be set before litellm is imported: otherwise it fetches its price map from the network
+# at import and may swap prices later from a background thread.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import httpx  # noqa: E402
+import litellm  # noqa: E402
+
+from models.enums import ErrorKind  # noqa: E402
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+litellm.disable_hf_tokenizer_download = True
+litellm.turn_off_message_logging = True
+
+# Our provider names → litellm's routing prefixes.
+LITELLM_PREFIX = {
+    "anthropic": "anthropic",
+    "azure": "azure",
+    "bedrock": "bedrock",
+    "google": "gemini",
+    "openai": "openai",
+    "openai-compat": "openai",
+    "openrouter": "openrouter",
+    "vercel": "vercel_ai_gateway",
+}
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504, 529}
+_NON_RETRYABLE_PATTERNS = (
+    "invalid api key",
+    "unauthorized",
+    "forbidden",
+    "authentication",
+    "model not found",
+    "context length exceeded",
+    "context_length_exceeded",
+    "quota",
+    "billing",
+    "canceled",
+    "deadline",
+)
+_RETRYABLE_PATTERNS = (
+    "overloaded",
+    "rate limit",
+    "too many requests",
+    "server error",
+    "connection reset",
+    "connection refused",
+    "eof",
+    "broken pipe",
+    "timeout",
+    "timed out",
+    "unavailable",
+)
+KIND_MESSAGES = {
+    ErrorKind.OVERLOADED: "The model provider is overloaded.",
+    ErrorKind.RATE_LIMIT: "The model provider is rate limiting requests.",
+    ErrorKind.TIMEOUT: "The request to the model provider timed out.",
+    ErrorKind.STARTUP_TIMEOUT: "The model provider did not start responding in time.",
+    ErrorKind.AUTH: "The model provider rejected the credentials.",
+    ErrorKind.CONFIG: "The model is not configured correctly.",
+    ErrorKind.GENERIC: "The model provider returned an error.",
+}
+
+
+@dataclass
+class ResolvedModel:
+    """Everything needed to call one model config through litellm."""
+
+    provider: str
+    model: str
+    api_key: str | None
+    base_url: str | None
+    context_limit: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def litellm_model(self) -> str:
+        return f"{LITELLM_PREFIX.get(self.provider, self.provider)}/{self.model}"
+
+
+class LLMError(Exception):
+    """A classified model-call failure."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        provider: str | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+        self.provider = provider
+
+    def event_payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "message": self.message,
+            "kind": str(self.kind),
+            "retryable": self.retryable,
+        }
+        if self.provider:
+            out["provider"] = self.provider
+        if self.status_code:
+            out["status_code"] = self.status_code
+        return out
+
+
+def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
+    """Map any exception from a model call to Coder's error kinds and retryability."""
+    if isinstance(exc, LLMError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    text = str(exc).lower()
+    detail = _short(str(exc))
+
+    def err(kind: ErrorKind, retryable: bool) -> LLMError:
+        return LLMError(
+            kind,
+            f"{KIND_MESSAGES[kind]} {detail}".strip(),
+            retryable=retryable,
+            status_code=status,
+            provider=provider,
+        )
+
+    if isinstance(exc, litellm.Timeout | httpx.TimeoutException | TimeoutError):
+        return err(ErrorKind.TIMEOUT, True)
+    if status in (401, 403):
+        return err(ErrorKind.AUTH, False)
+    if status == 429:
+        return err(ErrorKind.RATE_LIMIT, True)
+    if status in (503, 529):
+        return err(ErrorKind.OVERLOADED, True)
+    if status in RETRYABLE_STATUS:
+        return err(ErrorKind.GENERIC, True)
+    if status is not None and 400 <= status < 500:
+        return err(ErrorKind.CONFIG, False)
+    if any(p in text for p in _NON_RETRYABLE_PATTERNS):
+        kind = ErrorKind.AUTH if "key" in text or "auth" in text else ErrorKind.CONFIG
+        return err(kind, False)
+    if "overloaded" in text:
+        return err(ErrorKind.OVERLOADED, True)
+    if "rate limit" in text or "too many requests" in text:
+        return err(ErrorKind.RATE_LIMIT, True)
+    if any(p in text for p in _RETRYABLE_PATTERNS):
+        return err(ErrorKind.TIMEOUT if "time" in text else ErrorKind.GENERIC, True)
+    return err(ErrorKind.GENERIC, False)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str = ""
+
+    def parsed_args(self) -> Any:
+        try:
+            return json.loads(self.arguments) if self.arguments else {}
+        except json.JSONDecodeError:
+            return self.arguments
+
+
+@dataclass
+class StepOutput:
+    """What one streamed call produced (possibly partial if it was stopped)."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+    provider_response_id: str | None = None
+    stopped: bool = False
+
+    def has_content(self) -> bool:
+        return bool(self.text or self.reasoning or self.tool_calls)
+
+
+@dataclass
+class StreamHooks:
+    """Callbacks the step gives the stream: parts out, stop requests in."""
+
+    on_part: Callable[[dict[str, Any]], None]
+    should_stop: Callable[[], bool]
+    # Receives a function that aborts the HTTP stream from another thread (interrupts).
+    set_closer: Callable[[Callable[[], None] | None], None] = lambda _closer: None
+
+
+def completion_kwargs(model: ResolvedModel, *, first_chunk_timeout: float) -> dict[str, Any]:
+    """litellm keyword arguments for a model config (keys, base URL, sampling options)."""
+    opts = model.options or {}
+    kwargs: dict[str, Any] = {
+        "model": model.litellm_model,
+        "api_key": model.api_key or None,
+        # httpx's read timeout is the longest gap between bytes: it bounds the wait for the
+        # first chunk (Coder's 60 s startup guard) and any stall mid-stream.
+        "timeout": httpx.Timeout(first_chunk_timeout, connect=10.0),
+        "num_retries": 0,
+        "max_retries": 0,
+        "drop_params": True,
+    }
+    if model.base_url:
+        kwargs["api_base"] = model.base_url
+    if opts.get("max_output_tokens"):
+        kwargs["max_tokens"] = int(opts["max_output_tokens"])
+    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        if opts.get(key) is not None:
+            kwargs[key] = opts[key]
+    return kwargs
+
+
+def stream_step(
+    model: ResolvedModel,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None,
+    hooks: StreamHooks,
+    first_chunk_timeout: float,
+    max_output_tokens: int,
+) -> StepOutput:
+    """Stream one completion, forwarding parts as they arrive; raises LLMError on failure."""
+    kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
+    kwargs.setdefault("max_tokens", max_output_tokens)
+    out = StepOutput()
+    got_first = False
+    started = time.monotonic()
+    try:
+        response = litellm.completion(
+            messages=messages,
+            tools=tools or None,
+            stream=True,
+            stream_options={"include_usage": True},
+            **kwargs,
+        )
+        hooks.set_closer(_closer_for(response))
+        for chunk in _chunks(response):
+            got_first = True
+            if hooks.should_stop():
+                out.stopped = True
+                break
+            _absorb_chunk(chunk, out, hooks)
+    except LLMError:
+        raise
+    except Exception as exc:
+        if hooks.should_stop():
+            out.stopped = True
+            return out
+        error = classify(exc, provider=model.provider)
+        if not got_first and error.kind == ErrorKind.TIMEOUT:
+            waited = time.monotonic() - started
+            error = LLMError(
+                ErrorKind.STARTUP_TIMEOUT,
+                f"{KIND_MESSAGES[ErrorKind.STARTUP_TIMEOUT]} No response after {waited:.0f}s.",
+                retryable=True,
+                provider=model.provider,
+            )
+        raise error from exc
+    finally:
+        hooks.set_closer(None)
+    return out
+
+
+def _chunks(response: Any) -> Iterator[Any]:
+    yield from response
+
+
+def _closer_for(response: Any) -> Callable[[], None]:
+    def close() -> None:
+        inner = getattr(response, "completion_stream", None)
+        for target in (inner, getattr(inner, "response", None)):
+            closer = getattr(target, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - best effort from another thread
+                    pass
+
+    return close
+
+
+def _absorb_chunk(chunk: Any, out: StepOutput, hooks: StreamHooks) -> None:
+    if out.provider_response_id is None:
+        out.provider_response_id = getattr(chunk, "id", None)
+    usage = getattr(chunk, "usage", None)
+    if usage:
+        out.usage = _usage_dict(usage)
+    if not chunk.choices:
+        return
+    choice = chunk.choices[0]
+    if choice.finish_reason:
+        out.finish_reason = choice.finish_reason
+    delta = choice.delta
+    reasoning = getattr(delta, "reasoning_content", None)
+    if reasoning:
+        out.reasoning += reasoning
+        hooks.on_part({"type": "reasoning", "text": reasoning})
+    if delta.content:
+        out.text += delta.content
+        hooks.on_part({"type": "text", "text": delta.content})
+    for tc in getattr(delta, "tool_calls", None) or []:
+        _absorb_tool_delta(tc, out, hooks)
+
+
+def _absorb_tool_delta(tc: Any, out: StepOutput, hooks: StreamHooks) -> None:
+    index = tc.index if tc.index is not None else len(out.tool_calls)
+    while len(out.tool_calls) <= index:
+        out.tool_calls.append(ToolCall(id="", name=""))
+    call = out.tool_calls[index]
+    fn = tc.function
+    if tc.id:
+        call.id = tc.id
+    if fn is not None and fn.name:
+        call.name = fn.name
+    args = fn.arguments if fn is not None else None
+    if args:
+        call.arguments += args
+    hooks.on_part(
+        {
+            "type": "tool-call",
+            "tool_call_id": call.id,
+            "tool_name": call.name,
+            "args_delta": args or "",
+        }
+    )
+
+
+def _usage_dict(usage: Any) -> dict[str, int]:
+    def num(obj: Any, name: str) -> int:
+        value = getattr(obj, name, None) if obj is not None else None
+        return int(value) if isinstance(value, int | float) else 0
+
+    details = getattr(usage, "completion_tokens_details", None)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    return {
+        "input_tokens": num(usage, "prompt_tokens"),
+        "output_tokens": num(usage, "completion_tokens"),
+        "total_tokens": num(usage, "total_tokens"),
+        "reasoning_tokens": num(details, "reasoning_tokens"),
+        "cache_read_tokens": num(prompt_details, "cached_tokens"),
+        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
+    }
+
+
+def complete_text(
+    model: ResolvedModel, messages: list[dict[str, Any]], *, timeout: float, max_tokens: int
+) -> str:
+    """One short non-streamed completion (titles); raises LLMError."""
+    kwargs = completion_kwargs(model, first_chunk_timeout=timeout)
+    kwargs["max_tokens"] = max_tokens
+    try:
+        response = litellm.completion(messages=messages, **kwargs)
+    except Exception as exc:
+        raise classify(exc, provider=model.provider) from exc
+    return response.choices[0].message.content or ""

@@ -1,0 +1,65 @@
+"""Stale-chat recovery, sent every minute by the scheduler (``chat.recover_stale``)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from models import chat_rules, db
+from models.chats import Chat
+from models.enums import ChatStatus
+from workers import events as ev
+from workers.enqueue import defer
+from workers.runtime import WorkerRuntime
+
+STALE_SQL = sa.text(
+    """
+    UPDATE chats SET status = 'pending', generation = generation + 1, worker_id = NULL,
+           started_at = NULL, heartbeat_at = NULL, last_error = NULL, updated_at = now()
+     WHERE status = 'running'
+       AND coalesce(heartbeat_at, updated_at) < now() - make_interval(secs => :stale)
+    RETURNING id, generation
+    """
+)
+LOST_WAKEUP_SQL = sa.text(
+    """
+    SELECT id, generation FROM chats
+     WHERE status = 'pending' AND updated_at < now() - make_interval(secs => :stale)
+     FOR UPDATE SKIP LOCKED
+    """
+)
+TOUCH_SQL = sa.text("UPDATE chats SET updated_at = now() WHERE id = ANY(:ids)")
+ORPHAN_PROMOTION_SQL = sa.text(
+    """
+    SELECT id FROM chats
+     WHERE status = 'waiting' AND interrupt_promote_id IS NOT NULL
+       AND updated_at < now() - make_interval(secs => :grace)
+     FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
+    """Repair chats left behind by dead workers or lost queue messages."""
+    from workers.actors.chat import chat_step
+
+    stale_s = rt.settings.stale_after_s
+    with db.session_scope() as session:
+        stale = session.execute(STALE_SQL, {"stale": stale_s}).all()
+        lost = session.execute(LOST_WAKEUP_SQL, {"stale": min(stale_s, 120.0)}).all()
+        if lost:
+            session.execute(TOUCH_SQL, {"ids": [row.id for row in lost]})
+        orphans = session.execute(ORPHAN_PROMOTION_SQL, {"grace": 30.0}).scalars().all()
+        promoted = []
+        for chat_id in orphans:
+            chat = session.get(Chat, chat_id)
+            if chat is None:
+                continue
+            promote_id, chat.interrupt_promote_id = chat.interrupt_promote_id, None
+            if chat_rules.promote_queued(session, chat, promote_id) is not None:
+                promoted.append((chat.id, chat.generation))
+        for chat_id, generation in [*stale, *lost, *promoted]:
+            defer(session, chat_step.message(str(chat_id), generation, 1))
+    for chat_id, _ in [*stale, *promoted]:
+        rt.events.clear_step(chat_id)
+        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.PENDING))
+    return {"stale": len(stale), "lost_wakeups": len(lost), "orphan_promotions": len(promoted)}
