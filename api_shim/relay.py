@@ -59,14 +59,30 @@ async def stream_tail(redis: Redis, chat_id: uuid.UUID) -> str:
     return _decode(last[0][0]) if last else ZERO_ID
 
 
-async def resumable_from(redis: Redis, chat_id: uuid.UUID, last_event_id: str) -> bool:
-    """Whether every entry after ``last_event_id`` is still in the stream (not trimmed)."""
+async def resumable_from(
+    redis: Redis, chat_id: uuid.UUID, last_event_id: str, *, maxlen: int
+) -> bool:
+    """Whether every entry after ``last_event_id`` is still in the stream (none trimmed).
+
+    Writers trim with ``MAXLEN ~ maxlen``, which never leaves fewer than ``maxlen`` entries,
+    so a shorter stream was never trimmed. (Redis 7's ``entries-added`` would say the same,
+    but the embedded Redis is 6.2.)
+    """
     if not _valid_id(last_event_id):
         return False
-    first = await redis.xrange(ev.stream_key(chat_id), count=1)
-    if not first:
+    key = ev.stream_key(chat_id)
+    pipe = redis.pipeline(transaction=False)
+    pipe.xlen(key)
+    pipe.xrange(key, count=1)
+    length, first = await pipe.execute()
+    if length == 0:
+        # Nothing published yet (a client asking from 0-0 just waits for the first entry),
+        # or the stream expired (anything else gets a fresh snapshot).
         return last_event_id == ZERO_ID
-    return _id_tuple(_decode(first[0][0])) <= _next_id(last_event_id)
+    if length < maxlen:
+        return True
+    # The client's last entry is still retained, so everything after it is too.
+    return _id_tuple(_decode(first[0][0])) <= _id_tuple(last_event_id)
 
 
 def _valid_id(value: str) -> bool:
@@ -77,11 +93,6 @@ def _valid_id(value: str) -> bool:
 def _id_tuple(value: str) -> tuple[int, int]:
     ms, _, seq = value.partition("-")
     return int(ms), int(seq)
-
-
-def _next_id(value: str) -> tuple[int, int]:
-    ms, seq = _id_tuple(value)
-    return ms, seq + 1
 
 
 def _db_snapshot(chat_id: uuid.UUID, after_id: int) -> tuple[str, list, list]:  # type: ignore[type-arg]

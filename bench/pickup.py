@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import signal
@@ -41,6 +42,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 QUEUE = "afbench"
+UNCONSUMED = "afbench_unconsumed"
 ENV_KIND = "AFBENCH_BROKER"
 ENV_URL = "AFBENCH_REDIS_URL"
 ENV_NAMESPACE = "AFBENCH_NAMESPACE"
@@ -76,6 +78,10 @@ def build_broker(kind: str, url: str, namespace: str) -> RedisBroker:
 
     dramatiq.actor(pickup, actor_name="pickup", queue_name=QUEUE, broker=broker, max_retries=0)
     dramatiq.actor(noop, actor_name="noop", queue_name=QUEUE, broker=broker, max_retries=0)
+    # Same no-op on a queue no worker listens to: measures the bare enqueue cost.
+    dramatiq.actor(
+        noop, actor_name="noop_unconsumed", queue_name=UNCONSUMED, broker=broker, max_retries=0
+    )
     return broker
 
 
@@ -95,6 +101,7 @@ class Result:
     idle_cpu_pct: float = float("nan")
     idle_cpu_worker_pct: float = float("nan")
     enqueue_per_s: float = float("nan")
+    enqueue_alone_per_s: float = float("nan")
     burst_per_s: float = float("nan")
     truncated: bool = False
 
@@ -165,11 +172,11 @@ class WorkerProcess:
 
 
 def _percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (p50 of 100 values is the 50th smallest)."""
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 def run_one(kind: str, args: argparse.Namespace, deadline: float, rng: random.Random) -> Result:
@@ -218,6 +225,12 @@ def run_one(kind: str, args: argparse.Namespace, deadline: float, rng: random.Ra
         elapsed = time.monotonic() - started
         result.idle_cpu_pct = 100 * (total1 - total0) / elapsed
         result.idle_cpu_worker_pct = 100 * (children1 - children0) / elapsed
+
+        unconsumed = broker.get_actor("noop_unconsumed")
+        started = time.monotonic()
+        for index in range(args.burst):
+            unconsumed.send(index)
+        result.enqueue_alone_per_s = args.burst / (time.monotonic() - started)
 
         started = time.monotonic()
         for index in range(args.burst):
@@ -268,19 +281,21 @@ def print_table(results: list[Result], args: argparse.Namespace) -> None:
         )
     print()
     header = (
-        f"{'broker':<10} {'idle CPU % (tree)':>18} {'idle CPU % (worker)':>20}"
-        f" {'enqueue msg/s':>14} {'burst msg/s':>12}"
+        f"{'broker':<10} {'idle CPU % tree':>15} {'idle CPU % worker':>17}"
+        f" {'enqueue/s alone':>15} {'enqueue/s burst':>15} {'burst msg/s':>11}"
     )
+    print(f"Idle CPU over {args.idle_cpu_seconds:.0f} s without traffic, in % of one core.")
     print(
-        f"Idle CPU over {args.idle_cpu_seconds:.0f} s without traffic (% of one core); "
-        f"throughput of {args.burst} no-op messages sent in a burst (first send to last ack)."
+        f"enqueue/s alone: {args.burst} sends to a queue no worker consumes.  burst: "
+        f"{args.burst} no-op messages to the worker; enqueue/s while it works, and msg/s "
+        "from first send to last ack."
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.kind:<10} {r.idle_cpu_pct:>18.2f} {r.idle_cpu_worker_pct:>20.2f}"
-            f" {r.enqueue_per_s:>14.0f} {r.burst_per_s:>12.0f}"
+            f"{r.kind:<10} {r.idle_cpu_pct:>15.2f} {r.idle_cpu_worker_pct:>17.2f}"
+            f" {r.enqueue_alone_per_s:>15.0f} {r.enqueue_per_s:>15.0f} {r.burst_per_s:>11.0f}"
         )
     if len(results) == 2 and results[0].burst_per_s == results[0].burst_per_s:
         ratio = results[1].burst_per_s / results[0].burst_per_s

@@ -178,7 +178,7 @@ class _WakeableRedisConsumer(_RedisConsumer):
     ) -> None:
         super().__init__(broker, queue_name, prefetch, timeout)
         self.wake_key = wake_key(broker.namespace, queue_name)
-        self.idle_wait_s = min(broker.idle_wait_ms, timeout) / 1000
+        self.idle_wait_s = max(1, min(broker.idle_wait_ms, timeout)) / 1000
         # Set by ack/nack: a saturated consumer waits on this instead of on Redis.
         self._capacity_freed = threading.Event()
         # ETAs (seconds since the epoch) of delayed messages handed to the consumer
@@ -316,7 +316,6 @@ class WakeableRedisBroker(RedisBroker):
             raise ValueError("idle_wait_ms must be >= 1")
         if wake_max_tokens < 1:
             raise ValueError("wake_max_tokens must be >= 1")
-        check_dramatiq_internals()
         super().__init__(
             url=url,
             middleware=middleware,
@@ -327,6 +326,7 @@ class WakeableRedisBroker(RedisBroker):
             client=client,
             **parameters,
         )
+        check_dramatiq_internals(self)
         self.idle_wait_ms = idle_wait_ms
         self.wake_max_tokens = wake_max_tokens
         self._check_socket_timeout()
@@ -348,11 +348,14 @@ class WakeableRedisBroker(RedisBroker):
             )
 
 
-def check_dramatiq_internals() -> None:
+def check_dramatiq_internals(broker: RedisBroker | None = None) -> None:
     """Raise :class:`RuntimeError` if a Dramatiq internal this module uses has changed.
 
-    Cheap structural checks only (no source inspection), so the broker constructor can
-    run it.  The guard test additionally checks behaviour and the pinned version.
+    Cheap structural checks only (no Python source inspection), so the broker
+    constructor runs it.  Given a freshly built (not yet wrapped) ``broker``, it also
+    checks the dispatch script that broker will run.  The guard test in
+    ``tests/integration/test_fast_redis.py`` additionally checks behaviour and the
+    pinned Dramatiq version.
     """
     problems: list[str] = []
 
@@ -369,12 +372,11 @@ def check_dramatiq_internals() -> None:
     if not callable(getattr(RedisBroker, "_dispatch", None)):
         problems.append("RedisBroker._dispatch is missing")
 
-    from dramatiq.brokers import redis as dramatiq_redis
-
-    source = getattr(dramatiq_redis, "_scripts", {}).get("dispatch")
-    if not isinstance(source, bytes):
-        problems.append("dramatiq.brokers.redis._scripts['dispatch'] is missing")
-    else:
+    script = getattr(broker, "scripts", {}).get("dispatch") if broker is not None else None
+    if broker is not None and not isinstance(script, Script):
+        problems.append('RedisBroker.scripts["dispatch"] is not a redis Script')
+    elif script is not None:
+        source = script.script.encode() if isinstance(script.script, str) else script.script
         for needle in (
             b"local command = ARGV[1]",
             b"local queue_name = ARGV[3]",

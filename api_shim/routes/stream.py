@@ -97,7 +97,9 @@ async def _sse_events(
     metrics.OPEN_STREAMS.labels("sse").inc()
     try:
         seen = 0
-        if last_event_id and await relay.resumable_from(redis, chat_id, last_event_id):
+        if last_event_id and await relay.resumable_from(
+            redis, chat_id, last_event_id, maxlen=settings.stream_maxlen
+        ):
             entries = await relay.replay_after(redis, chat_id, last_event_id)
             position = entries[-1][0] if entries else last_event_id
         else:
