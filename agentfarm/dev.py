@@ -174,8 +174,8 @@ def _banner(settings: Settings, token: str | None) -> None:
         f"  admin token: {token_file}" + (f"  (new: {token})" if token else ""),
         "  try:",
         f"    TOKEN=$(cat {token_file})",
-        f"    curl -s -H \"Coder-Session-Token: $TOKEN\" -d '{{\"content\":[{{\"type\":\"text\","
-        f"\"text\":\"hello\"}}]}}' http://{settings.http_host}:{settings.http_port}"
+        f'    curl -s -H "Coder-Session-Token: $TOKEN" -d \'{{"content":[{{"type":"text",'
+        f'"text":"hello"}}]}}\' http://{settings.http_host}:{settings.http_port}'
         "/api/experimental/chats",
         "  Ctrl-C stops everything.",
         "",

@@ -23,9 +23,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False, process: str =
     if process:
         shared.append(_add_process(process))
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 ACTOR_ENQUEUED = Counter(
     "agentfarm_messages_enqueued_total", "Queue messages sent", ["queue", "actor"]
@@ -24,9 +30,7 @@ ACTOR_DURATION = Histogram(
     ["queue", "actor"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
 )
-STEP_OUTCOMES = Counter(
-    "agentfarm_chat_steps_total", "Chat steps by outcome", ["model", "outcome"]
-)
+STEP_OUTCOMES = Counter("agentfarm_chat_steps_total", "Chat steps by outcome", ["model", "outcome"])
 LLM_RETRIES = Counter(
     "agentfarm_llm_retries_total", "Retried model calls by error kind", ["model", "kind"]
 )

@@ -77,9 +77,7 @@ def require_agents_access(user: User) -> None:
     """Creating chats, sending and promoting messages need the agents-access role."""
     roles = set(user.rbac_roles or [])
     if not roles & {SiteRole.AGENTS_ACCESS, SiteRole.OWNER}:
-        raise Forbidden(
-            "Forbidden.", detail="You need the agents-access role to use chats."
-        )
+        raise Forbidden("Forbidden.", detail="You need the agents-access role to use chats.")
 
 
 def parse_uuid(value: str, what: str = "UUID") -> uuid.UUID:

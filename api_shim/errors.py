@@ -14,7 +14,9 @@ from models.errors import ApiError
 log = logging.getLogger("agentfarm.api")
 
 
-def envelope(status: int, message: str, detail: str | None = None, validations=None) -> JSONResponse:  # type: ignore[no-untyped-def]
+def envelope(
+    status: int, message: str, detail: str | None = None, validations=None
+) -> JSONResponse:  # type: ignore[no-untyped-def]
     body: dict[str, object] = {"message": message}
     if detail:
         body["detail"] = detail

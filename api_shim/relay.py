@@ -99,7 +99,9 @@ def _db_snapshot(chat_id: uuid.UUID, after_id: int) -> tuple[str, list, list]:  
     with db.session_scope() as session:
         chat = session.get(Chat, chat_id)
         status = str(chat.status) if chat else "waiting"
-        messages = [message_json(m) for m in chat_queries.messages_after(session, chat_id, after_id)]
+        messages = [
+            message_json(m) for m in chat_queries.messages_after(session, chat_id, after_id)
+        ]
         queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat_id)]
         return status, messages, queue
 
@@ -152,7 +154,9 @@ async def follow(
         yield Batch(position=position, entries=fresh)
 
 
-async def replay_after(redis: Redis, chat_id: uuid.UUID, last_event_id: str) -> list[tuple[str, dict[str, Any]]]:
+async def replay_after(
+    redis: Redis, chat_id: uuid.UUID, last_event_id: str
+) -> list[tuple[str, dict[str, Any]]]:
     """Entries strictly after ``last_event_id`` that are already in the stream."""
     entries = await redis.xrange(ev.stream_key(chat_id), min=f"({last_event_id}", max="+")
     return _parse_entries(entries)

@@ -114,8 +114,7 @@ def parse_label_filters(values: list[str]) -> dict[str, str]:
         key, sep, value = raw.partition(":")
         if not sep or not key.strip() or not value.strip():
             raise BadRequest(
-                f'Invalid label filter: "{raw}" (expected format key:value, both must be '
-                "non-empty)"
+                f'Invalid label filter: "{raw}" (expected format key:value, both must be non-empty)'
             )
         labels[key.strip()] = value.strip()
     return labels

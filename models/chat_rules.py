@@ -58,7 +58,7 @@ def parse_input_parts(raw: Any) -> list[dict[str, Any]]:
         elif kind == "file-reference":
             parts.append(_file_reference(i, item))
         else:
-            raise BadRequest(f'content[{i}].type "{item.get("type", "")}" is not supported.')
+            raise BadRequest(f'content[{i}].type "{item.get("type") or ""}" is not supported.')
     return parts
 
 
@@ -68,9 +68,7 @@ def _file_reference(i: int, item: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"content[{i}].file_name cannot be empty for file-reference.")
     start, end = item.get("start_line", 0), item.get("end_line", 0)
     if not isinstance(start, int) or not isinstance(end, int) or start < 0 or end < start:
-        raise BadRequest(
-            f"content[{i}].start_line and end_line must be non-negative and ordered."
-        )
+        raise BadRequest(f"content[{i}].start_line and end_line must be non-negative and ordered.")
     code = item.get("content", "")
     if not isinstance(code, str):
         raise BadRequest(f"content[{i}].content must be a string.")
@@ -329,9 +327,9 @@ def enqueue_follow_up(
 ) -> ChatQueuedMessage:
     """Queue a message for a busy chat (429 when the queue is full)."""
     count = session.exec(
-        select(sa.func.count()).select_from(ChatQueuedMessage).where(
-            ChatQueuedMessage.chat_id == chat.id
-        )
+        select(sa.func.count())
+        .select_from(ChatQueuedMessage)
+        .where(ChatQueuedMessage.chat_id == chat.id)
     ).one()
     if count >= max_queue:
         raise TooManyRequests(

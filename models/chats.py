@@ -40,9 +40,7 @@ class Chat(SQLModel, table=True):
         sa.Index("idx_chats_root_chat_id", "root_chat_id"),
         sa.Index("idx_chats_last_model_config_id", "last_model_config_id"),
         sa.Index("idx_chats_labels", "labels", postgresql_using="gin"),
-        sa.Index(
-            "idx_chats_pending", "status", postgresql_where=sa.text("status = 'pending'")
-        ),
+        sa.Index("idx_chats_pending", "status", postgresql_where=sa.text("status = 'pending'")),
         sa.Index("idx_chats_owner_updated", "owner_id", sa.text("updated_at DESC"), "id"),
     )
 

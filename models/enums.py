@@ -1,4 +1,4 @@
-"""Enumerations shared by the tables and the API (values exactly as on Coder's wire, reference §1.2)."""
+"""Enumerations shared by the tables and the API (values as on Coder's wire, reference §1.2)."""
 
 from __future__ import annotations
 

@@ -41,9 +41,7 @@ class ChatProvider(SQLModel, table=True):
     central_api_key_enabled: bool = Field(
         default=True, sa_column=sa.Column(sa.Boolean, nullable=False)
     )
-    allow_user_api_key: bool = Field(
-        default=False, sa_column=sa.Column(sa.Boolean, nullable=False)
-    )
+    allow_user_api_key: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
     allow_central_api_key_fallback: bool = Field(
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False)
     )
@@ -84,9 +82,7 @@ class ChatModelConfig(SQLModel, table=True):
     deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
     deleted_at: datetime | None = tstz()
     context_limit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    compression_threshold: int = Field(
-        default=70, sa_column=sa.Column(sa.Integer, nullable=False)
-    )
+    compression_threshold: int = Field(default=70, sa_column=sa.Column(sa.Integer, nullable=False))
     # ChatModelCallConfig: max_output_tokens, temperature, ..., cost{...per_million_tokens}.
     options: dict[str, Any] = jsonb({}, "{}")
     created_at: datetime = created_at()

@@ -7,8 +7,9 @@ actor module connects to nothing. Middleware, in order:
    defaults; every actor states its own retry policy and time limit.
 2. ``WorkerBoot`` — builds the per-process runtime (engine, Redis, leases) after the worker
    process boots and closes it on shutdown.
-3. ``ActorMetrics`` — Prometheus counters and durations by queue, actor and outcome.
-4. ``LogContext`` — one structured log line per failed message with its id and actor.
+3. ``CurrentMessage`` — lets an actor's log line carry its message id.
+4. ``ActorMetrics`` — Prometheus counters and durations by queue, actor and outcome, and one
+   structured log line per failed message with its id and actor.
 
 Crash recovery is tuned for seconds, not Dramatiq's minutes: a dead worker's unacked
 messages are requeued by maintenance once its heartbeat is ``heartbeat_timeout`` old, and
@@ -26,6 +27,7 @@ import dramatiq
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
+    CurrentMessage,
     Middleware,
     Pipelines,
     Retries,
@@ -114,6 +116,7 @@ def build_broker(redis_url: str, *, idle_wait_ms: int = 1000) -> WakeableRedisBr
         Callbacks(),
         Pipelines(),
         Retries(),
+        CurrentMessage(),
         WorkerBoot(),
         ActorMetrics(),
     ]

@@ -209,6 +209,8 @@ class StreamHooks:
     should_stop: Callable[[], bool]
     # Receives a function that aborts the HTTP stream from another thread (interrupts).
     set_closer: Callable[[Callable[[], None] | None], None] = lambda _closer: None
+    # Called once with the seconds until the first chunk (time to first token).
+    on_first_chunk: Callable[[float], None] = lambda _seconds: None
 
 
 def completion_kwargs(model: ResolvedModel, *, first_chunk_timeout: float) -> dict[str, Any]:
@@ -259,7 +261,9 @@ def stream_step(
         )
         hooks.set_closer(_closer_for(response))
         for chunk in _chunks(response):
-            got_first = True
+            if not got_first:
+                got_first = True
+                hooks.on_first_chunk(time.monotonic() - started)
             if hooks.should_stop():
                 out.stopped = True
                 break

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
+from agentfarm import metrics
 from models import chat_rules, db
 from models.base import utcnow
 from models.chats import Chat, ChatMessage
@@ -61,6 +62,7 @@ class StepResult:
     outcome: str
     retry_delay_ms: int | None = None
     detail: str = ""
+    model: str | None = None
 
 
 class StepFailed(Exception):
@@ -89,14 +91,18 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
     try:
         output = _call_model(rt, taken, lease)
     except LLMError as error:
-        return _handle_llm_error(rt, taken, error, attempt)
+        result = _handle_llm_error(rt, taken, error, attempt)
+    else:
+        runtime_ms = int((time.monotonic() - started) * 1000)
+        if output.stopped and lease.reason != "interrupted":
+            rt.events.clear_step(chat_id)
+            result = StepResult("abandoned", detail=lease.reason)
+        else:
+            result = persist_step(rt, taken, output, runtime_ms=runtime_ms)
     finally:
         rt.leases.release(lease)
-    runtime_ms = int((time.monotonic() - started) * 1000)
-    if output.stopped and lease.reason != "interrupted":
-        rt.events.clear_step(chat_id)
-        return StepResult("abandoned", detail=lease.reason)
-    return persist_step(rt, taken, output, runtime_ms=runtime_ms)
+    result.model = taken.model.model
+    return result
 
 
 # ---------------------------------------------------------------- take
@@ -198,7 +204,9 @@ def _call_model(rt: WorkerRuntime, taken: TakenStep, lease: Lease) -> StepOutput
     def set_closer(closer: Any) -> None:
         lease.closer = closer
 
-    max_tokens = int(taken.options.get("max_output_tokens") or rt.settings.default_max_output_tokens)
+    max_tokens = int(
+        taken.options.get("max_output_tokens") or rt.settings.default_max_output_tokens
+    )
     return stream_step(
         taken.model,
         taken.messages,
@@ -241,6 +249,7 @@ def _handle_llm_error(
     if error.status_code:
         retry["status_code"] = error.status_code
     rt.events.publish(taken.chat_id, ev.retry_event(taken.chat_id, retry))
+    metrics.LLM_RETRIES.labels(taken.model.model, str(error.kind)).inc()
     return StepResult("retry", retry_delay_ms=int(delay_s * 1000), detail=error.message)
 
 
@@ -321,7 +330,18 @@ def persist_step(
             defer(session, chat_step.message(str(chat.id), next_generation, 1))
     if published:
         rt.events.publish(taken.chat_id, *published)
+    _count_usage(taken, output)
     return StepResult("persisted", detail="stopped" if output.stopped else "")
+
+
+def _count_usage(taken: TakenStep, output: StepOutput) -> None:
+    model = taken.model.model
+    for direction, key in (("input", "input_tokens"), ("output", "output_tokens")):
+        if output.usage.get(key):
+            metrics.LLM_TOKENS.labels(model, direction).inc(output.usage[key])
+    cost = cost_micros(taken.options, output.usage) if output.usage else None
+    if cost:
+        metrics.LLM_COST.labels(model).inc(cost)
 
 
 def _insert_step_rows(

@@ -72,8 +72,7 @@ def _mark_read(chat_id: uuid.UUID) -> None:
 async def stream_sse(chat: str, request: Request, after_id: str | None = None) -> Any:
     if "text/event-stream" not in request.headers.get("accept", ""):
         raise BadRequest(
-            "This endpoint streams over a WebSocket, or over SSE with "
-            "'Accept: text/event-stream'."
+            "This endpoint streams over a WebSocket, or over SSE with 'Accept: text/event-stream'."
         )
     after = _parse_after_id(after_id)
     chat_id = await run_in_threadpool(_authorize, request_token(request), chat)
@@ -87,7 +86,8 @@ async def stream_sse(chat: str, request: Request, after_id: str | None = None) -
 
 
 def _sse_frame(entry_id: str, event: dict[str, Any]) -> str:
-    return f"id: {entry_id}\nevent: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+    data = json.dumps(event, separators=(",", ":"))
+    return f"id: {entry_id}\nevent: {event['type']}\ndata: {data}\n\n"
 
 
 async def _sse_events(
@@ -132,9 +132,7 @@ async def stream_ws(websocket: WebSocket, chat: str) -> None:
         token = token or websocket.query_params.get("coder_session_token")
         chat_id = await run_in_threadpool(_authorize, token, chat)
     except ApiError as exc:
-        await websocket.send_denial_response(
-            JSONResponse(exc.body(), status_code=exc.status_code)
-        )
+        await websocket.send_denial_response(JSONResponse(exc.body(), status_code=exc.status_code))
         return
     await websocket.accept()
     metrics.OPEN_STREAMS.labels("websocket").inc()

@@ -141,7 +141,9 @@ def test_create_without_agents_access_is_403(farm: Farm) -> None:
 
 
 def test_malformed_json_and_wrong_types_are_400(caller: Caller) -> None:
-    resp = caller.http.post(CHATS, content=b"{not json", headers={"Content-Type": "application/json"})
+    resp = caller.http.post(
+        CHATS, content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert resp.status_code == 400
     assert resp.json()["message"] == "Request body must be valid JSON."
     resp = caller.http.post(CHATS, json={"content": "not a list"})

@@ -35,14 +35,18 @@ def test_create_stream_and_follow_up(farm: Farm, caller: Caller) -> None:
     chat = caller.create_chat("[[tokens: 5 delay_ms=20]] count for me")
     assert chat["status"] == "pending"
     assert chat["client_type"] == "api"
-    with connect(ws_url(farm, chat["id"]), additional_headers={"Coder-Session-Token": caller.token}) as ws:
+    with connect(
+        ws_url(farm, chat["id"]), additional_headers={"Coder-Session-Token": caller.token}
+    ) as ws:
         events = read_ws_until(
             ws, lambda e: e["type"] == "status" and e["status"]["status"] == "waiting"
         )
     kinds = [e["type"] for e in events]
     assert kinds[0] == "status"
     assert "message_part" in kinds or "message" in kinds
-    assistant = [e for e in events if e["type"] == "message" and e["message"]["role"] == "assistant"]
+    assistant = [
+        e for e in events if e["type"] == "message" and e["message"]["role"] == "assistant"
+    ]
     assert assistant, kinds
     text = "".join(p["text"] for p in assistant[-1]["message"]["content"] if p["type"] == "text")
     assert text == "tok0 tok1 tok2 tok3 tok4"

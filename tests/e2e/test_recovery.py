@@ -58,7 +58,7 @@ def test_lost_wake_up_is_resent(farm: Farm, caller: Caller) -> None:
         session.execute(
             sa.text(
                 "INSERT INTO chat_messages (chat_id, role, content) VALUES "
-                "(:id, 'user', '[{\"type\":\"text\",\"text\":\"[[reply: woke up]]\"}]')"
+                '(:id, \'user\', \'[{"type":"text","text":"[[reply: woke up]]"}]\')'
             ),
             {"id": chat["id"]},
         )

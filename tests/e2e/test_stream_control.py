@@ -36,11 +36,17 @@ def test_sse_resumes_mid_step_without_gap_or_duplicate(farm: Farm, caller: Calle
         farm.base_url,
         caller.token,
         chat["id"],
-        until=lambda e: e["type"] == "message_part" and e["message_part"]["part"]["text"] == "tok7 ",
+        until=lambda e: (
+            e["type"] == "message_part" and e["message_part"]["part"]["text"] == "tok7 "
+        ),
     )
     resume_from = first[-1][0]
     second = sse_events(
-        farm.base_url, caller.token, chat["id"], last_event_id=resume_from, until=is_status("waiting")
+        farm.base_url,
+        caller.token,
+        chat["id"],
+        last_event_id=resume_from,
+        until=is_status("waiting"),
     )
     assert all(entry_id > resume_from for entry_id, _ in second if "-" in entry_id)
     assert part_text(first) + part_text(second) == expected
@@ -64,7 +70,9 @@ def test_interrupt_mid_stream_persists_partial_step(farm: Farm, caller: Caller) 
         farm.base_url,
         caller.token,
         chat["id"],
-        until=lambda e: e["type"] == "message_part" and e["message_part"]["part"]["text"] == "tok5 ",
+        until=lambda e: (
+            e["type"] == "message_part" and e["message_part"]["part"]["text"] == "tok5 "
+        ),
     )
     resp = caller.http.post(f"/api/experimental/chats/{chat['id']}/interrupt")
     assert resp.status_code == 200, resp.text

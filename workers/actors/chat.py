@@ -10,6 +10,7 @@ import logging
 import uuid
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from workers.broker import get_broker
 from workers.queues import Queue
@@ -32,15 +33,23 @@ get_broker()  # the actors below register on the project's broker
 )
 def chat_step(chat_id: str, generation: int, attempt: int = 1) -> None:
     """Run one LLM step of a chat; a retryable model error re-sends itself with a delay."""
+    from agentfarm import metrics
     from workers.step import run_step
 
     result = run_step(
         get_runtime(), chat_id=uuid.UUID(chat_id), generation=generation, attempt=attempt
     )
+    metrics.STEP_OUTCOMES.labels(result.model or "unknown", result.outcome).inc()
     log.info(
         "chat step %s",
         result.outcome,
-        extra={"chat_id": chat_id, "generation": generation, "attempt": attempt},
+        extra={
+            "chat_id": chat_id,
+            "generation": generation,
+            "attempt": attempt,
+            "message_id": _message_id(),
+            "detail": result.detail,
+        },
     )
     if result.outcome == "retry":
         chat_step.send_with_options(
@@ -61,7 +70,7 @@ def chat_generate_title(chat_id: str) -> None:
     from workers.titles import generate_title
 
     outcome = generate_title(get_runtime(), uuid.UUID(chat_id))
-    log.info("title %s", outcome, extra={"chat_id": chat_id})
+    log.info("title %s", outcome, extra={"chat_id": chat_id, "message_id": _message_id()})
 
 
 @dramatiq.actor(
@@ -77,3 +86,8 @@ def chat_recover_stale() -> None:
     counts = recover_stale(get_runtime())
     if any(counts.values()):
         log.warning("stale chats recovered", extra=counts)
+
+
+def _message_id() -> str | None:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else None
