@@ -34,8 +34,8 @@ def set_archived(session: Session, chat: Chat, archived: bool) -> None:
                 "Cannot unarchive a child chat while its parent is archived. "
                 "Unarchive the parent chat to cascade."
             )
-    if archived and chat.pin_order > 0:
-        unpin(session, chat)
+    if archived:
+        _unpin_tree(session, chat)
     now = utcnow()
     session.execute(
         sa.update(Chat)
@@ -62,6 +62,20 @@ def unpin(session: Session, chat: Chat) -> None:
     others = _pinned(session, chat)
     chat.pin_order = 0
     for i, other in enumerate(others, start=1):
+        other.pin_order = i
+
+
+def _unpin_tree(session: Session, root: Chat) -> None:
+    """Unpin a chat and every chat whose root it is; compact the owner's remaining pins."""
+    pinned = _pinned(session, root)
+    in_tree = [c for c in pinned if c.root_chat_id == root.id]
+    if root.pin_order == 0 and not in_tree:
+        return
+    root.pin_order = 0
+    for child in in_tree:
+        child.pin_order = 0
+    remaining = [c for c in pinned if c.root_chat_id != root.id]
+    for i, other in enumerate(remaining, start=1):
         other.pin_order = i
 
 

@@ -47,9 +47,12 @@ class WorkerBoot(Middleware):
     """Per-process resources live exactly as long as the worker process."""
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        from workers import runtime
+        from workers import llm, runtime
 
         runtime.boot()
+        # Pay litellm's import and first-call lazy imports (~5 s) before taking messages,
+        # not inside the first chat step.
+        llm.warm_up()
 
     def before_process_stop(self, broker: dramatiq.Broker) -> None:
         from workers import runtime

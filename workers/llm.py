@@ -7,6 +7,7 @@ litellm is kept for provider routing, keys and pricing; the per-chunk work here 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -381,3 +382,19 @@ def complete_text(
     except Exception as exc:
         raise classify(exc, provider=model.provider) from exc
     return response.choices[0].message.content or ""
+
+
+def warm_up() -> None:
+    """Run one offline streamed completion so litellm's lazy imports happen at boot."""
+    try:
+        response = litellm.completion(
+            model="openai/warm-up",
+            messages=[{"role": "user", "content": "warm up"}],
+            mock_response="ok",
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _chunk in response:
+            pass
+    except Exception:  # noqa: BLE001 - warming is an optimisation, never a boot failure
+        logging.getLogger("agentfarm.llm").warning("litellm warm-up failed", exc_info=True)

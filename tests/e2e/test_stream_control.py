@@ -197,3 +197,27 @@ def test_title_is_generated_after_fallback(farm: Farm, caller: Caller) -> None:
         time.sleep(0.05)
     title = caller.chat(chat["id"])["title"]
     assert title != chat["title"] and 0 < len(title) <= 80
+
+
+def test_busy_behavior_interrupt_stops_the_run_and_sends_next(farm: Farm, caller: Caller) -> None:
+    chat = caller.create_chat("[[tokens: 400 delay_ms=20]]")
+    sse_events(
+        farm.base_url,
+        caller.token,
+        chat["id"],
+        until=lambda e: (
+            e["type"] == "message_part" and e["message_part"]["part"]["text"] == "tok3 "
+        ),
+    )
+    sent = caller.send(chat["id"], "[[reply: switched]]", busy_behavior="interrupt")
+    assert sent["queued"] is True
+    deadline = time.monotonic() + 30
+    while len(assistant_texts(caller, chat["id"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    caller.wait_status(chat["id"], "waiting")
+    msgs = list(reversed(caller.messages(chat["id"])["messages"]))
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+    partial, switched = assistant_texts(caller, chat["id"])
+    assert partial.startswith("tok0 tok1 tok2 tok3") and len(partial) < 400 * 5
+    assert switched == "switched"
+    assert caller.messages(chat["id"])["queued_messages"] == []

@@ -156,7 +156,9 @@ def test_fallback_title_includes_file_reference_text() -> None:
             },
         ]
     )
-    assert chat_rules.fallback_title(parts) == "Explain [file-reference] src/app.py:3-7 x = compute()"
+    assert (
+        chat_rules.fallback_title(parts) == "Explain [file-reference] src/app.py:3-7 x = compute()"
+    )
 
 
 def test_fallback_title_of_a_lone_file_reference() -> None:
@@ -262,7 +264,9 @@ PRICED = {
 }
 
 
-@pytest.mark.parametrize("options", [None, {}, {"cost": {}}, {"cost": {"input_price_per_million_tokens": ""}}])
+@pytest.mark.parametrize(
+    "options", [None, {}, {"cost": {}}, {"cost": {"input_price_per_million_tokens": ""}}]
+)
 def test_unpriced_model_has_no_cost(options: Any) -> None:
     assert costs.cost_micros(options, {"input_tokens": 1000, "output_tokens": 10}) is None
 
