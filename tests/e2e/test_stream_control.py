@@ -8,6 +8,10 @@ from typing import Any
 from tests.fixtures.farm import Caller, Farm, sse_events
 
 
+def is_part(text: str) -> Any:
+    return lambda e: e["type"] == "message_part" and e["message_part"]["part"].get("text") == text
+
+
 def is_status(value: str) -> Any:
     return lambda e: e["type"] == "status" and e["status"]["status"] == value
 
