@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ops, chats, messages, stream):
         app.include_router(module.router)
 
+    app.add_middleware(JsonBodies)
     app.add_middleware(HttpMetrics)
     return app
 
@@ -82,3 +83,31 @@ class HttpMetrics:
             method = scope.get("method", "GET")
             metrics.HTTP_REQUESTS.labels(method, route, str(status["code"])).inc()
             metrics.HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+
+class JsonBodies:
+    """Treat API request bodies as JSON whatever their Content-Type, as Coder's server does.
+
+    ``curl -d`` sends ``application/x-www-form-urlencoded`` by default; Coder decodes such a
+    body as JSON anyway, so a walk-through that works against Coder works here too. Bodies
+    that are meant to be raw bytes (file uploads) are left alone.
+    """
+
+    LENIENT = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+    RAW_PATHS = ("/api/experimental/chats/files",)
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") in ("POST", "PUT", "PATCH")
+            and scope.get("path", "").startswith("/api/")
+            and not scope["path"].startswith(self.RAW_PATHS)
+        ):
+            headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
+            declared = dict(scope.get("headers", [])).get(b"content-type", b"")
+            if declared.split(b";")[0].strip().lower() in self.LENIENT:
+                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)

@@ -88,3 +88,29 @@ def text_array() -> Any:
         default_factory=list,
         sa_column=sa.Column(ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'")),
     )
+
+
+def text_field(default: str) -> Any:
+    """A NOT NULL text column with the same default in Python and in the database."""
+    return Field(
+        default=default,
+        sa_column=sa.Column(sa.Text, nullable=False, server_default=default),
+    )
+
+
+def bool_field(default: bool) -> Any:
+    """A NOT NULL boolean column with the same default in Python and in the database."""
+    return Field(
+        default=default,
+        sa_column=sa.Column(
+            sa.Boolean, nullable=False, server_default=sa.text("true" if default else "false")
+        ),
+    )
+
+
+def int_field(default: int) -> Any:
+    """A NOT NULL integer column with the same default in Python and in the database."""
+    return Field(
+        default=default,
+        sa_column=sa.Column(sa.Integer, nullable=False, server_default=str(default)),
+    )

@@ -8,7 +8,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from models.base import created_at, fk_uuid, text_array, tstz, updated_at, uuid_pk
+from models.base import (
+    bool_field,
+    created_at,
+    fk_uuid,
+    text_array,
+    text_field,
+    tstz,
+    updated_at,
+    uuid_pk,
+)
 
 
 class Organization(SQLModel, table=True):
@@ -16,8 +25,8 @@ class Organization(SQLModel, table=True):
 
     id: uuid.UUID = uuid_pk()
     name: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
-    display_name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
-    is_default: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
+    display_name: str = text_field("")
+    is_default: bool = bool_field(False)
     created_at: datetime = created_at()
     updated_at: datetime = updated_at()
 
@@ -28,12 +37,12 @@ class User(SQLModel, table=True):
     id: uuid.UUID = uuid_pk()
     username: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     email: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
-    name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
-    login_type: str = Field(default="password", sa_column=sa.Column(sa.Text, nullable=False))
-    status: str = Field(default="active", sa_column=sa.Column(sa.Text, nullable=False))
+    name: str = text_field("")
+    login_type: str = text_field("password")
+    status: str = text_field("active")
     # Site-wide roles (owner, user-admin, member, agents-access).
     rbac_roles: list[str] = text_array()
-    deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
+    deleted: bool = bool_field(False)
     created_at: datetime = created_at()
     updated_at: datetime = updated_at()
 
@@ -64,8 +73,8 @@ class ApiKey(SQLModel, table=True):
     id: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
     hashed_secret: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
     user_id: uuid.UUID = fk_uuid("users.id", ondelete="CASCADE", nullable=False)
-    token_name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
-    login_type: str = Field(default="token", sa_column=sa.Column(sa.Text, nullable=False))
+    token_name: str = text_field("")
+    login_type: str = text_field("token")
     expires_at: datetime | None = tstz()
     last_used: datetime | None = tstz()
     created_at: datetime = created_at()

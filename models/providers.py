@@ -9,7 +9,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from models.base import created_at, fk_uuid, jsonb, tstz, updated_at, uuid_pk
+from models.base import (
+    bool_field,
+    created_at,
+    fk_uuid,
+    int_field,
+    jsonb,
+    text_field,
+    tstz,
+    updated_at,
+    uuid_pk,
+)
 from models.enums import PROVIDERS
 
 _PROVIDER_CHECK = "provider IN (" + ", ".join(f"'{p}'" for p in PROVIDERS) + ")"
@@ -30,21 +40,17 @@ class ChatProvider(SQLModel, table=True):
 
     id: uuid.UUID = uuid_pk()
     provider: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
-    display_name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    display_name: str = text_field("")
     # Fernet ciphertext of the key ('' when none); never returned by the API.
-    api_key: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    api_key: str = text_field("")
     # Digest of the encryption key that produced api_key (NULL: no key stored).
     api_key_key_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_by: uuid.UUID | None = fk_uuid("users.id", ondelete="SET NULL")
-    enabled: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False))
-    base_url: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
-    central_api_key_enabled: bool = Field(
-        default=True, sa_column=sa.Column(sa.Boolean, nullable=False)
-    )
-    allow_user_api_key: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
-    allow_central_api_key_fallback: bool = Field(
-        default=False, sa_column=sa.Column(sa.Boolean, nullable=False)
-    )
+    enabled: bool = bool_field(True)
+    base_url: str = text_field("")
+    central_api_key_enabled: bool = bool_field(True)
+    allow_user_api_key: bool = bool_field(False)
+    allow_central_api_key_fallback: bool = bool_field(False)
     created_at: datetime = created_at()
     updated_at: datetime = updated_at()
 
@@ -74,15 +80,15 @@ class ChatModelConfig(SQLModel, table=True):
         )
     )
     model: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    display_name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False))
+    display_name: str = text_field("")
     created_by: uuid.UUID | None = fk_uuid("users.id", ondelete="SET NULL")
     updated_by: uuid.UUID | None = fk_uuid("users.id", ondelete="SET NULL")
-    enabled: bool = Field(default=True, sa_column=sa.Column(sa.Boolean, nullable=False))
-    is_default: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
-    deleted: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
+    enabled: bool = bool_field(True)
+    is_default: bool = bool_field(False)
+    deleted: bool = bool_field(False)
     deleted_at: datetime | None = tstz()
     context_limit: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
-    compression_threshold: int = Field(default=70, sa_column=sa.Column(sa.Integer, nullable=False))
+    compression_threshold: int = int_field(70)
     # ChatModelCallConfig: max_output_tokens, temperature, ..., cost{...per_million_tokens}.
     options: dict[str, Any] = jsonb({}, "{}")
     created_at: datetime = created_at()

@@ -146,6 +146,11 @@ def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
 
     if isinstance(exc, litellm.Timeout | httpx.TimeoutException | TimeoutError):
         return err(ErrorKind.TIMEOUT, True)
+    # Non-retryable text wins over the status (Coder checks these first): OpenAI answers an
+    # exhausted quota or billing problem with a 429 that no amount of waiting fixes.
+    if any(p in text for p in _NON_RETRYABLE_PATTERNS):
+        auth = status in (401, 403) or "key" in text or "auth" in text
+        return err(ErrorKind.AUTH if auth else ErrorKind.CONFIG, False)
     if status in (401, 403):
         return err(ErrorKind.AUTH, False)
     if status == 429:
@@ -156,9 +161,6 @@ def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
         return err(ErrorKind.GENERIC, True)
     if status is not None and 400 <= status < 500:
         return err(ErrorKind.CONFIG, False)
-    if any(p in text for p in _NON_RETRYABLE_PATTERNS):
-        kind = ErrorKind.AUTH if "key" in text or "auth" in text else ErrorKind.CONFIG
-        return err(kind, False)
     if "overloaded" in text:
         return err(ErrorKind.OVERLOADED, True)
     if "rate limit" in text or "too many requests" in text:

@@ -25,9 +25,13 @@ TITLE_INSTRUCTION = (
 
 def normalize_title(raw: str) -> str:
     """Trim quotes and backticks, collapse whitespace, cut to 80 runes."""
-    title = " ".join(raw.split()).strip().strip("\"'`").strip()
-    title = re.sub(r"[.!?:;,]+$", "", title)
-    return title[: chat_rules.TITLE_MAX_RUNES]
+    title = " ".join(raw.split())
+    while True:  # quotes and trailing punctuation can nest: '"Fix the bug".'
+        trimmed = re.sub(r"[.!?:;,]+$", "", title.strip().strip("\"'`")).strip()
+        if trimmed == title:
+            break
+        title = trimmed
+    return title[: chat_rules.TITLE_MAX_RUNES].rstrip()
 
 
 def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -185,14 +186,21 @@ def test_chat_shape_defaults_and_listing(farm: Farm, caller: Caller) -> None:
     assert chat["created_at"].endswith("Z")
     second = caller.create_chat("[[reply: ok]] second chat", client_type="ui")
     assert second["client_type"] == "ui"
+    for c in (chat, second):  # let the steps and title jobs settle (they bump updated_at)
+        caller.wait_status(c["id"], "waiting")
+        deadline = time.monotonic() + 20
+        while caller.chat(c["id"])["title"] == c["title"] and time.monotonic() < deadline:
+            time.sleep(0.05)
     listed = caller.http.get(CHATS).json()
-    assert [c["id"] for c in listed] == [second["id"], chat["id"]]
+    assert {c["id"] for c in listed} == {second["id"], chat["id"]}
+    # Newest activity first (steps and titles bump updated_at, so compare the listed values).
+    keys = [(c["updated_at"], c["id"]) for c in listed]
+    assert keys == sorted(keys, reverse=True)
     assert "files" not in listed[0]
     only_infra = caller.http.get(CHATS, params={"label": "team:infra"}).json()
     assert [c["id"] for c in only_infra] == [chat["id"]]
-    page = caller.http.get(CHATS, params={"limit": 1, "after_id": second["id"]}).json()
-    assert [c["id"] for c in page] == [chat["id"]]
-    caller.wait_status(chat["id"], "waiting")
+    page = caller.http.get(CHATS, params={"limit": 1, "after_id": listed[0]["id"]}).json()
+    assert len(page) == 1 and page[0]["id"] != listed[0]["id"]
     assert caller.chat(chat["id"])["has_unread"] is True
 
 
@@ -285,3 +293,13 @@ def test_healthz_and_metrics(farm: Farm) -> None:
     assert health.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
     metrics = httpx.get(f"{farm.base_url}/metrics").text
     assert "agentfarm_http_requests_total" in metrics
+
+
+def test_json_body_is_accepted_without_a_json_content_type(caller: Caller) -> None:
+    # `curl -d` sends application/x-www-form-urlencoded; Coder decodes JSON regardless.
+    resp = caller.http.post(
+        CHATS,
+        content=b'{"content":[{"type":"text","text":"[[reply: curl]]"}]}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 201, resp.text
