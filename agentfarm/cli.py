@@ -57,7 +57,12 @@ def api(
 def worker(
     processes: int = typer.Option(None, help="Worker processes (default 1)."),
     threads: int = typer.Option(None, help="Threads per process (default 8)."),
-    queues: list[str] = typer.Option(None, "--queues", "-Q", help="Queues (default: all)."),
+    queues: list[str] = typer.Option(
+        None,
+        "--queues",
+        "-Q",
+        help="Queues (default: all declared). workspace.<host> makes this a workspace host.",
+    ),
 ) -> None:
     """Run Dramatiq worker processes for the given queues."""
     settings = get_settings()
@@ -75,6 +80,9 @@ def worker(
     ]
     if queues:
         argv += ["--queues", *queues]
+        hosts = [q.removeprefix("workspace.") for q in queues if q.startswith("workspace.")]
+        if hosts:
+            os.environ["AGENTFARM_WORKSPACE_HOSTS"] = ",".join(hosts)
     # Long model steps: don't let one process hoard queued steps while others idle.
     os.environ.setdefault("dramatiq_queue_prefetch", str(threads or settings.worker_threads))
     os.execv(sys.executable, argv)

@@ -44,6 +44,13 @@ TIME_TO_FIRST_TOKEN = Histogram(
     ["model"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+TOOL_CALLS = Counter("agentfarm_tool_calls_total", "Tool calls by outcome", ["tool", "outcome"])
+TOOL_DURATION = Histogram(
+    "agentfarm_tool_duration_seconds",
+    "Time to run one tool call",
+    ["tool"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 HTTP_REQUESTS = Counter(
     "agentfarm_http_requests_total", "HTTP requests", ["method", "route", "status"]
 )

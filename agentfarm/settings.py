@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # How long an idle consumer blocks waiting for a wake-up before it re-polls Redis.
     broker_idle_wait_ms: int = 1000
 
+    # Workspace hosts: the hosts this worker process serves (it consumes workspace.<host>),
+    # where their workspace directories live, and how stale a host or worker may get.
+    workspace_hosts: str = ""
+    workspaces_dir: Path | None = None
+    host_ttl_s: float = 30.0
+    workspace_ttl_fallback_ms: int = 0
+    workspace_autostop_every_s: float = 60.0
+
     # Scheduler
     scheduler_lock_key: int = 0x61676674  # "agft"
     scheduler_poll_s: float = 2.0
@@ -85,3 +93,14 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Forget the cached settings (tests and the dev launcher change the environment)."""
     get_settings.cache_clear()
+
+
+def workspace_host_list(settings: Settings) -> list[str]:
+    """The workspace hosts a worker process serves (``AGENTFARM_WORKSPACE_HOSTS=a,b``)."""
+    return [h.strip() for h in settings.workspace_hosts.split(",") if h.strip()]
+
+
+def workspaces_root(settings: Settings) -> Path:
+    """Where this host keeps workspace directories (absolute)."""
+    root = settings.workspaces_dir or (settings.data_dir / "workspaces")
+    return Path(root).resolve()

@@ -14,7 +14,7 @@ from redis.asyncio import Redis as AsyncRedis
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
 from api_shim.errors import install_error_handlers
-from api_shim.routes import chats, messages, ops, stream
+from api_shim.routes import chats, messages, ops, stream, workspaces
 from models import db
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.init_engine(settings.database_url, pool_size=20, max_overflow=40)
         get_broker()
         import workers.actors.chat  # noqa: F401  (actors the shim sends to)
+        import workers.actors.tools  # noqa: F401
 
         sync_redis = Redis.from_url(settings.redis_url)
         app.state.redis = AsyncRedis.from_url(settings.redis_url, max_connections=2000)
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (ops, chats, messages, stream):
+    for module in (ops, workspaces, chats, messages, stream):
         app.include_router(module.router)
 
     app.add_middleware(JsonBodies)

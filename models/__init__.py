@@ -3,6 +3,13 @@
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
 from models.identity import ApiKey, Organization, OrganizationMember, User
 from models.providers import ChatModelConfig, ChatProvider
+from models.workspaces import (
+    ChatToolCall,
+    SiteConfig,
+    Template,
+    Workspace,
+    WorkspaceProcess,
+)
 
 __all__ = [
     "ApiKey",
@@ -11,7 +18,12 @@ __all__ = [
     "ChatModelConfig",
     "ChatProvider",
     "ChatQueuedMessage",
+    "ChatToolCall",
     "Organization",
     "OrganizationMember",
+    "SiteConfig",
+    "Template",
     "User",
+    "Workspace",
+    "WorkspaceProcess",
 ]

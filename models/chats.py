@@ -48,7 +48,7 @@ class Chat(SQLModel, table=True):
     organization_id: uuid.UUID = fk_uuid("organizations.id", ondelete="CASCADE", nullable=False)
     owner_id: uuid.UUID = fk_uuid("users.id", ondelete="CASCADE", nullable=False)
     # Workspaces arrive with the tools issue; until then the column is a plain nullable uuid.
-    workspace_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid))
+    workspace_id: uuid.UUID | None = fk_uuid("workspaces.id", ondelete="SET NULL")
     build_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     agent_id: uuid.UUID | None = Field(default=None, sa_column=sa.Column(sa.Uuid, nullable=True))
     parent_chat_id: uuid.UUID | None = fk_uuid("chats.id", ondelete="SET NULL")

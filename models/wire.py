@@ -8,6 +8,18 @@ from typing import Any
 
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
 
+# Keys stored in message parts but never sent to API clients (reference §1.3).
+INTERNAL_PART_KEYS = frozenset(
+    {
+        "context_file_content",
+        "context_file_os",
+        "context_file_directory",
+        "provider_metadata",
+        "skill_dir",
+        "context_file_skill_meta_file",
+    }
+)
+
 USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -45,11 +57,18 @@ def message_json(msg: ChatMessage) -> dict[str, Any]:
     if msg.model_config_id is not None:
         out["model_config_id"] = str(msg.model_config_id)
     if msg.content:
-        out["content"] = msg.content
+        out["content"] = [public_part(p) for p in msg.content]
     usage = {f: getattr(msg, f) for f in USAGE_FIELDS if getattr(msg, f) is not None}
     if usage:
         out["usage"] = usage
     return out
+
+
+def public_part(part: dict[str, Any]) -> dict[str, Any]:
+    """A message part without the internal-only keys."""
+    if not INTERNAL_PART_KEYS.intersection(part):
+        return part
+    return {k: v for k, v in part.items() if k not in INTERNAL_PART_KEYS}
 
 
 def queued_json(queued: ChatQueuedMessage) -> dict[str, Any]:

@@ -31,15 +31,25 @@ def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[ChatMessage]:
     )
 
 
-def to_llm_messages(rows: list[ChatMessage]) -> list[dict[str, Any]]:
-    """Convert rows to chat-completions messages (one tool message per tool result)."""
+def to_llm_messages(rows: list[ChatMessage], *, workspace_line: str = "") -> list[dict[str, Any]]:
+    """Convert rows to chat-completions messages (one tool message per tool result).
+
+    ``workspace_line`` (Coder's workspace-awareness system line) follows the leading system
+    messages. Persisted ``context-file``/``skill`` parts become instruction text.
+    """
+    from workers.context_files import context_prompt
+
     out: list[dict[str, Any]] = []
     for row in rows:
         parts = row.content or []
+        if workspace_line and row.role != MessageRole.SYSTEM:
+            out.append({"role": "system", "content": workspace_line})
+            workspace_line = ""
+        text = "\n\n".join(t for t in (context_prompt(parts), parts_text(parts)) if t)
         if row.role == MessageRole.SYSTEM:
-            out.append({"role": "system", "content": parts_text(parts)})
+            out.append({"role": "system", "content": text})
         elif row.role == MessageRole.USER:
-            out.append({"role": "user", "content": parts_text(parts)})
+            out.append({"role": "user", "content": text})
         elif row.role == MessageRole.ASSISTANT:
             out.append(_assistant(parts))
         elif row.role == MessageRole.TOOL:

@@ -62,4 +62,38 @@ def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
     for chat_id, _ in [*stale, *promoted]:
         rt.events.clear_step(chat_id)
         rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.PENDING))
-    return {"stale": len(stale), "lost_wakeups": len(lost), "orphan_promotions": len(promoted)}
+    interrupted = recover_tool_calls(rt)
+    return {
+        "stale": len(stale),
+        "lost_wakeups": len(lost),
+        "orphan_promotions": len(promoted),
+        "interrupted_tool_calls": interrupted,
+    }
+
+
+LOST_TOOL_CALLS_SQL = sa.text(
+    """
+    SELECT tc.id, w.host, tc.tool_name FROM chat_tool_calls tc
+      JOIN chats c ON c.id = tc.chat_id
+      LEFT JOIN workspaces w ON w.id = c.workspace_id
+     WHERE tc.status = 'queued' AND tc.created_at < now() - make_interval(secs => :after)
+    """
+)
+
+
+def recover_tool_calls(rt: WorkerRuntime) -> int:
+    """Finish calls whose worker died as interrupted; re-send calls whose message was lost."""
+    from workers import tool_calls, toolset
+    from workers.hosts import host_queue
+    from workers.queues import Queue
+
+    dead = tool_calls.interrupted_calls(rt)
+    for call_id in dead:
+        tool_calls.claim(rt, call_id)
+    with db.session_scope() as session:
+        lost = session.execute(LOST_TOOL_CALLS_SQL, {"after": 120.0}).all()
+        workspace_tools = toolset.workspace_tool_names()
+        for call_id, host, tool in lost:
+            queue = host_queue(host) if host and tool in workspace_tools else Queue.DEFAULT
+            defer(session, tool_calls.tool_run_message(call_id, queue))
+    return len(dead)

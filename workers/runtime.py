@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from redis import Redis
 
-from agentfarm.settings import Settings, get_settings
+from agentfarm.settings import Settings, get_settings, workspace_host_list
 from models import db
 from models.crypto import SecretBox
+from workers import hosts as hosts_registry
 from workers.events import CONTROL_CHANNEL, ChatEventWriter
 
 log = logging.getLogger("agentfarm.worker")
@@ -49,10 +50,13 @@ class Lease:
 class LeaseRegistry:
     """Chats this process is running; heartbeats them and relays interrupts."""
 
-    def __init__(self, worker_id: uuid.UUID, redis: Redis, interval_s: float):
+    def __init__(
+        self, worker_id: uuid.UUID, redis: Redis, interval_s: float, hosts: list[str]
+    ):
         self.worker_id = worker_id
         self.redis = redis
         self.interval_s = interval_s
+        self.hosts = hosts
         self._leases: dict[uuid.UUID, Lease] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -66,6 +70,10 @@ class LeaseRegistry:
 
     def close(self) -> None:
         self._closed.set()
+        try:
+            hosts_registry.forget(self.redis, self.worker_id)
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            log.warning("could not deregister worker", exc_info=True)
 
     def acquire(self, chat_id: uuid.UUID) -> Lease:
         lease = Lease(chat_id)
@@ -79,11 +87,14 @@ class LeaseRegistry:
                 del self._leases[lease.chat_id]
 
     def _heartbeat_loop(self) -> None:
-        while not self._closed.wait(self.interval_s):
+        while True:
             try:
+                hosts_registry.beat(self.redis, self.worker_id, self.hosts)
                 self.beat()
-            except Exception:  # noqa: BLE001 - keep beating through transient DB errors
+            except Exception:  # noqa: BLE001 - keep beating through transient outages
                 log.exception("heartbeat failed")
+            if self._closed.wait(self.interval_s):
+                return
 
     def beat(self) -> None:
         """Refresh heartbeat_at of every held chat; cancel the ones whose lease is gone."""
@@ -158,7 +169,9 @@ def boot(settings: Settings | None = None) -> WorkerRuntime:
         db.init_engine(settings.database_url)
         redis = Redis.from_url(settings.redis_url, health_check_interval=30)
         worker_id = uuid.uuid4()
-        leases = LeaseRegistry(worker_id, redis, settings.heartbeat_interval_s)
+        leases = LeaseRegistry(
+            worker_id, redis, settings.heartbeat_interval_s, workspace_host_list(settings)
+        )
         leases.start()
         _runtime = WorkerRuntime(
             worker_id=worker_id,

@@ -32,7 +32,10 @@ from models.crypto import SecretsUnavailable
 from models.enums import ChatStatus, ErrorKind, MessageRole
 from models.providers import ChatModelConfig, ChatProvider
 from models.wire import message_json, queued_json
+from models.workspaces import Workspace, WorkspaceStatus
 from workers import events as ev
+from workers import hosts, tool_calls, toolset
+from workers.broker import get_broker
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
 from workers.prompt import load_prompt_rows, to_llm_messages
 from workers.runtime import Lease, WorkerRuntime
@@ -53,6 +56,8 @@ class TakenStep:
     options: dict[str, Any]
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the workspace's AGENTS.md and skills must be read (on this host) first.
+    context_host: str | None = None
 
 
 @dataclass
@@ -86,6 +91,8 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
         return StepResult("dropped")
     if taken.fresh_run and attempt == 1:
         rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.RUNNING))
+    if taken.context_host is not None:
+        return _inject_context_first(rt, taken)
     lease = rt.leases.acquire(chat_id)
     started = time.monotonic()
     try:
@@ -133,7 +140,8 @@ def take_chat(
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
     config = _model_config(session, chat)
     model = _resolve_model(session, rt, config)
-    return TakenStep(
+    workspace = session.get(Workspace, chat.workspace_id) if chat.workspace_id else None
+    taken = TakenStep(
         chat_id=chat_id,
         generation=generation,
         step_key=f"{generation}:{step_no}",
@@ -141,8 +149,57 @@ def take_chat(
         model=model,
         model_config_id=config.id,
         options=config.options or {},
-        messages=to_llm_messages(load_prompt_rows(session, chat_id)),
+        messages=[],
     )
+    if _needs_context(chat, workspace):
+        assert workspace is not None
+        taken.context_host = workspace.host
+        return taken
+    rows = load_prompt_rows(session, chat_id)
+    has_skills = any(p.get("type") == "skill" for r in rows for p in r.content or [])
+    taken.messages = to_llm_messages(rows, workspace_line=_workspace_line(workspace))
+    taken.tools = toolset.offered_tools(
+        root_chat=chat.parent_chat_id is None, has_skills=has_skills
+    )
+    return taken
+
+
+def _needs_context(chat: Chat, workspace: Workspace | None) -> bool:
+    """The first step with a running workspace reads its AGENTS.md and skills (once per
+    workspace the chat is bound to)."""
+    if workspace is None or workspace.status != WorkspaceStatus.RUNNING:
+        return False
+    injected = chat.last_injected_context or {}
+    return injected.get("workspace_id") != str(workspace.id)
+
+
+def _workspace_line(workspace: Workspace | None) -> str:
+    if workspace is None:
+        return (
+            "This chat has no workspace yet. Create one with create_workspace (see "
+            "list_templates) before using execute, read_file, write_file or edit_files."
+        )
+    if workspace.status != WorkspaceStatus.RUNNING:
+        return (
+            f"This chat's workspace {workspace.name} is {workspace.status}; call "
+            "start_workspace before using workspace tools."
+        )
+    return (
+        f"This chat is attached to workspace {workspace.name}; its files are in "
+        f"{workspace.directory} and workspace tools run there."
+    )
+
+
+def _inject_context_first(rt: WorkerRuntime, taken: TakenStep) -> StepResult:
+    """Release the chat and let the workspace host read the context, then step again."""
+    from workers.actors.workspaces import workspace_context
+
+    assert taken.context_host is not None
+    if not release_for_retry(rt, taken):
+        return StepResult("abandoned", detail="lease lost before context injection")
+    message = workspace_context.message(str(taken.chat_id), taken.generation)
+    get_broker().enqueue(message.copy(queue_name=hosts.host_queue(taken.context_host)))
+    return StepResult("context", detail=taken.context_host)
 
 
 def _steps_in_generation(session: Session, chat_id: uuid.UUID, generation: int) -> int:
@@ -384,18 +441,16 @@ def _insert_step_rows(
         log.info("step already persisted", extra={"chat_id": str(chat.id)})
         return None
     chat.last_model_config_id = taken.model_config_id
-    rows = [session.get(ChatMessage, inserted)]
-    for call in calls:
-        rows.append(
-            chat_rules.add_message(
-                session,
-                chat,
-                MessageRole.TOOL,
-                [_unavailable_tool_result(call.id, call.name)],
-                step_key=f"{taken.step_key}:tool:{call.id}",
-            )
+    if calls:
+        tool_calls.record_calls(
+            session,
+            chat,
+            step_key=taken.step_key,
+            calls=calls,
+            workspace_tools=toolset.workspace_tool_names(),
         )
-    return [r for r in rows if r is not None]
+    row = session.get(ChatMessage, inserted)
+    return [row] if row is not None else []
 
 
 def _assistant_parts(output: StepOutput, calls: list[Any]) -> list[dict[str, Any]]:
@@ -416,18 +471,6 @@ def _assistant_parts(output: StepOutput, calls: list[Any]) -> list[dict[str, Any
     return parts
 
 
-def _unavailable_tool_result(call_id: str, name: str) -> dict[str, Any]:
-    # Real tools arrive with the tools issue; until then every call gets an error result and
-    # the model decides what to do next.
-    return {
-        "type": "tool-result",
-        "tool_call_id": call_id,
-        "tool_name": name,
-        "result": {"error": f"tool {name!r} is not available"},
-        "is_error": True,
-    }
-
-
 def _decide_next(
     session: Session,
     chat: Chat,
@@ -438,10 +481,11 @@ def _decide_next(
 ) -> int | None:
     """Continue, promote a queued message, or go idle. Returns the generation to send, if any."""
     if held and output.tool_calls and not output.stopped:
-        # Between steps: still running, no worker holds it until the next step takes it.
+        # Between steps: still running, no worker holds it; the tool calls run as their own
+        # messages and the last one to finish sends the next step.
         chat.worker_id = None
         chat.heartbeat_at = utcnow()
-        return chat.generation
+        return None
     promote_id = chat.interrupt_promote_id
     if held or promote_id is not None:
         chat.interrupt_promote_id = None

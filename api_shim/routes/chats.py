@@ -19,6 +19,7 @@ from models.errors import BadRequest, Forbidden
 from models.identity import OrganizationMember, User
 from models.providers import ChatModelConfig, ChatProvider
 from models.wire import chat_json
+from models.workspaces import Workspace
 from workers import events as ev
 from workers.enqueue import defer
 
@@ -89,6 +90,14 @@ def _organization_for(session: Session, user: User, org_id: uuid.UUID | None) ->
     return org_id
 
 
+def _usable_workspace(session: Session, user: User, workspace_id: uuid.UUID) -> Workspace:
+    """A live workspace the caller owns (Coder's 400 otherwise, hiding others' workspaces)."""
+    workspace = session.get(Workspace, workspace_id)
+    if workspace is None or workspace.owner_id != user.id or workspace.status == "deleted":
+        raise BadRequest("Workspace not found or you do not have access to this resource")
+    return workspace
+
+
 def _validate_dynamic_tools(tools: list[DynamicTool] | None) -> list[dict[str, Any]] | None:
     if not tools:
         return None
@@ -126,9 +135,11 @@ def create_chat(body: CreateChatRequest, user: CurrentUser, session: DbSession) 
     if body.system_prompt and len(body.system_prompt) > chat_rules.MAX_SYSTEM_PROMPT_CHARS:
         raise BadRequest("System prompt exceeds maximum length.")
     parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    workspace = None
     if body.workspace_id is not None:
-        # Workspaces arrive with the tools issue; no workspace can be found until then.
-        raise BadRequest("Workspace not found or you do not have access to this resource")
+        workspace = _usable_workspace(session, user, body.workspace_id)
+        if workspace.organization_id != org_id:
+            raise BadRequest("Workspace does not belong to the specified organization.")
     model_config = chat_rules.resolve_model_config(session, body.model_config_id)
     plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
     if body.mcp_server_ids:
@@ -153,6 +164,7 @@ def create_chat(body: CreateChatRequest, user: CurrentUser, session: DbSession) 
         plan_mode=plan_mode,
     )
     chat.dynamic_tools = dynamic_tools
+    chat.workspace_id = workspace.id if workspace is not None else None
     defer(session, chat_step.message(str(chat.id), chat.generation, 1))
     defer(session, chat_generate_title.message(str(chat.id)))
     session.commit()
@@ -236,8 +248,15 @@ def update_chat(
 ) -> Response:
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     fields = body.model_fields_set
-    if "workspace_id" in fields and body.workspace_id not in (None, uuid.UUID(int=0)):
-        raise BadRequest("Workspace not found or you do not have access to this resource")
+    if "workspace_id" in fields:
+        if body.workspace_id in (None, uuid.UUID(int=0)):
+            row.workspace_id = None  # the nil UUID clears the binding
+        else:
+            workspace = _usable_workspace(session, user, body.workspace_id)
+            if workspace.organization_id != row.organization_id:
+                raise BadRequest("Workspace does not belong to this chat's organization.")
+            row.workspace_id = workspace.id
+        row.last_injected_context = None
     if "plan_mode" in fields:
         row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
     if body.title is not None:

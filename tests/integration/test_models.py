@@ -26,6 +26,8 @@ from models.enums import ClientType, MessageRole, MessageVisibility, PlanMode
 from models.errors import BadRequest
 from models.identity import ApiKey, Organization, User
 from models.providers import ChatModelConfig, ChatProvider
+from models.workspace_rules import create_template
+from models.workspaces import Workspace
 
 # A provider the dev farm does not use, so rows made here never shadow the farm's.
 TEST_PROVIDER = "openrouter"
@@ -330,7 +332,18 @@ def test_child_chat_inherits_from_its_parent(
     parent = make_chat(
         session, user, org, model_config, client_type=ClientType.UI, plan_mode=PlanMode.PLAN
     )
-    parent.workspace_id = uuid.uuid4()
+    template = create_template(session, organization_id=org.id, name=f"t-{uuid.uuid4().hex[:8]}")
+    workspace = Workspace(
+        owner_id=user.id,
+        organization_id=org.id,
+        template_id=template.id,
+        name="ws",
+        host="local",
+        directory="/nonexistent",
+    )
+    session.add(workspace)
+    session.flush()
+    parent.workspace_id = workspace.id
     parent.mcp_server_ids = [uuid.uuid4()]
     child = make_child(session, parent, model_config)
     grandchild = make_child(session, child, model_config)

@@ -1,0 +1,193 @@
+"""Tool calls of a step: fan out as ``tool.run`` messages, fan in to the next ``chat.step``.
+
+The step records one ``chat_tool_calls`` row per call (status ``queued``) in the same
+transaction as its assistant message, and sends one ``tool.run`` per row after commit:
+workspace tools to the queue of the host that owns the chat's workspace, everything else to
+the default queue. Each run marks its row ``running`` under its worker id before doing
+anything, so a redelivered message can tell a call that never started (run it) from one a
+dead worker was running (do not run it again: report the interruption). The run that lands
+the last result of the step inserts the tool messages in tool-call order and sends the next
+step.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from models import chat_rules, db
+from models.base import utcnow
+from models.chats import Chat
+from models.enums import ChatStatus, MessageRole
+from models.wire import message_json
+from models.workspaces import ChatToolCall, ToolCallStatus, Workspace
+from workers import events as ev
+from workers import hosts
+from workers.enqueue import defer
+from workers.queues import Queue
+from workers.runtime import WorkerRuntime
+
+log = logging.getLogger("agentfarm.tools")
+
+INTERRUPTED = "tool call was interrupted by a worker failure; it may or may not have completed"
+
+
+def record_calls(
+    session: Session, chat: Chat, *, step_key: str, calls: list[Any], workspace_tools: set[str]
+) -> None:
+    """Insert the step's tool-call rows and defer one ``tool.run`` per call."""
+    host = _workspace_host(session, chat)
+    for position, call in enumerate(calls):
+        row = ChatToolCall(
+            chat_id=chat.id,
+            generation=chat.generation,
+            step_key=step_key,
+            position=position,
+            tool_call_id=call.id,
+            tool_name=call.name,
+            args=call.parsed_args(),
+        )
+        session.add(row)
+        session.flush()
+        queue = hosts.host_queue(host) if host and call.name in workspace_tools else Queue.DEFAULT
+        defer(session, tool_run_message(row.id, queue))
+
+
+def tool_run_message(call_id: uuid.UUID, queue: str) -> dramatiq.Message[Any]:
+    from workers.actors.tools import tool_run
+
+    message = tool_run.message(str(call_id))
+    return message.copy(queue_name=queue)
+
+
+def _workspace_host(session: Session, chat: Chat) -> str | None:
+    if chat.workspace_id is None:
+        return None
+    workspace = session.get(Workspace, chat.workspace_id)
+    return workspace.host if workspace is not None else None
+
+
+def claim(rt: WorkerRuntime, call_id: uuid.UUID) -> ChatToolCall | None:
+    """Mark the call running under this worker; None if there is nothing to run.
+
+    A call already running under a worker that is still alive is a duplicate delivery and is
+    left alone; one whose worker is gone is finished as interrupted, never run again.
+    """
+    with db.session_scope() as session:
+        row = session.exec(
+            select(ChatToolCall).where(ChatToolCall.id == call_id).with_for_update()
+        ).first()
+        if row is None or row.status == ToolCallStatus.DONE:
+            return None
+        if row.status == ToolCallStatus.RUNNING:
+            holder = row.worker_id
+            if holder is not None and hosts.worker_alive(rt.redis, holder, rt.settings.host_ttl_s):
+                return None
+            _finish(row, {"error": INTERRUPTED}, True)
+            session.flush()
+            _complete_step_if_done(rt, session, row)
+            return None
+        row.status = ToolCallStatus.RUNNING
+        row.worker_id = rt.worker_id
+        row.started_at = utcnow()
+        session.flush()
+        session.expunge(row)
+        return row
+
+
+def _finish(row: ChatToolCall, result: Any, is_error: bool) -> None:
+    row.status = ToolCallStatus.DONE
+    row.result = result
+    row.is_error = is_error
+    row.finished_at = utcnow()
+
+
+def complete(rt: WorkerRuntime, call_id: uuid.UUID, result: Any, is_error: bool) -> bool:
+    """Store a call's result; the last call of the step continues the chat."""
+    with db.session_scope() as session:
+        row = session.exec(
+            select(ChatToolCall).where(ChatToolCall.id == call_id).with_for_update()
+        ).first()
+        if row is None or row.status != ToolCallStatus.RUNNING or row.worker_id != rt.worker_id:
+            return False  # finished elsewhere (e.g. declared interrupted meanwhile)
+        _finish(row, result, is_error)
+        session.flush()
+        _complete_step_if_done(rt, session, row)
+        return True
+
+
+def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCall) -> None:
+    """If every call of the step is done, write the tool messages and send the next step."""
+    from workers.actors.chat import chat_step
+
+    chat = session.exec(select(Chat).where(Chat.id == row.chat_id).with_for_update()).first()
+    if chat is None:
+        return
+    calls = list(
+        session.exec(
+            select(ChatToolCall)
+            .where(ChatToolCall.chat_id == row.chat_id, ChatToolCall.step_key == row.step_key)
+            .order_by(ChatToolCall.position)  # type: ignore[arg-type]
+        )
+    )
+    if any(c.status != ToolCallStatus.DONE for c in calls):
+        return
+    messages = []
+    for call in calls:
+        part = {
+            "type": "tool-result",
+            "tool_call_id": call.tool_call_id,
+            "tool_name": call.tool_name,
+            "result": call.result,
+        }
+        if call.is_error:
+            part["is_error"] = True
+        messages.append(
+            chat_rules.add_message(
+                session,
+                chat,
+                MessageRole.TOOL,
+                [part],
+                step_key=f"{call.step_key}:tool:{call.tool_call_id}",
+            )
+        )
+    events = [ev.message_event(chat.id, message_json(m)) for m in messages]
+    still_ours = (
+        chat.generation == row.generation
+        and chat.status == ChatStatus.RUNNING
+        and chat.worker_id is None
+    )
+    if still_ours:
+        chat.heartbeat_at = utcnow()
+        defer(session, chat_step.message(str(chat.id), chat.generation, 1))
+    session.info.setdefault("after_commit_events", []).append((chat.id, events))
+    _publish_after_commit(session, rt.events.publish)
+
+
+def _publish_after_commit(session: Session, publish: Callable[..., Any]) -> None:
+    @sa.event.listens_for(session, "after_commit", once=True)
+    def _publish(sess: Session) -> None:
+        for chat_id, events in sess.info.pop("after_commit_events", []):
+            if events:
+                publish(chat_id, *events)
+
+
+def interrupted_calls(rt: WorkerRuntime) -> list[uuid.UUID]:
+    """Running calls whose worker stopped heartbeating (for the stale sweeper)."""
+    with db.session_scope() as session:
+        rows = session.exec(
+            select(ChatToolCall.id, ChatToolCall.worker_id).where(
+                ChatToolCall.status == ToolCallStatus.RUNNING
+            )
+        ).all()
+    return [
+        call_id
+        for call_id, worker in rows
+        if worker is None or not hosts.worker_alive(rt.redis, worker, rt.settings.host_ttl_s)
+    ]
