@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench-pickup bench clean
+.PHONY: run test lint format bench-pickup bench clean os-packages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentfarm needs Python >= 3.11")'
@@ -15,10 +15,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
-run: $(STAMP)  ## the whole farm on embedded defaults, API on :3000
+# bubblewrap sandboxes tool processes of templates with `sandbox` on. Installed when missing
+# and we may (root with apt); without it those workspaces' tools fail with a clear error and
+# the sandbox test is skipped with bubblewrap's reason.
+os-packages:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1)) \
+	  || echo "note: bubblewrap (bwrap) is not installed; sandboxed templates cannot run tools"; }
+
+run: $(STAMP) os-packages  ## the whole farm on embedded defaults, API on :3000
 	$(VENV)/bin/agentfarm dev
 
-test: $(STAMP)  ## the whole suite (real Postgres, Redis and Dramatiq workers)
+test: $(STAMP) os-packages  ## the whole suite (real Postgres, Redis and Dramatiq workers)
 	$(VENV)/bin/pytest
 
 lint: $(STAMP)

@@ -291,3 +291,30 @@ def _wait_for_running_call(chat_id: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the tool call never started")
+
+
+def test_sandboxed_template_confines_writes_and_network(
+    farm: Farm, owner: Caller, caller: Caller
+) -> None:
+    from workers.tools.sandbox import unavailable_reason
+
+    reason = unavailable_reason("none")
+    if reason is not None:
+        pytest.skip(f"bubblewrap cannot sandbox on this machine: {reason}")
+    template = make_template(owner, sandbox=True, network_policy="none")
+    chat_id, workspace = create_workspace(caller, template)
+    turn(
+        caller,
+        chat_id,
+        tool("execute", command="echo inside > inside.txt && touch /usr/agentfarm-x"),
+    )
+    result = tool_results(caller, chat_id)[-1]["result"]
+    assert result["exit_code"] != 0 and "Read-only file system" in result["output"]
+    assert (Path(workspace["directory"]) / "inside.txt").read_text() == "inside\n"
+    assert not Path("/usr/agentfarm-x").exists()
+    probe = (
+        'python3 -c \'import socket; socket.create_connection(("127.0.0.1", '
+        f"{farm.base_url.rsplit(':', 1)[1]}), timeout=2)'"
+    )
+    turn(caller, chat_id, tool("execute", command=probe))
+    assert tool_results(caller, chat_id)[-1]["result"]["exit_code"] != 0
