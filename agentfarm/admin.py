@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import uuid
 from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from agentfarm.settings import Settings
 from models import db, migrate
@@ -12,9 +15,11 @@ from models.bootstrap import create_user, default_organization, seed_scripted_mo
 from models.crypto import SecretBox
 from models.enums import SiteRole
 from models.identity import User
-from models.tokens import create_token
+from models.tokens import create_token, lookup_token
 
 ADMIN_USERNAME = "admin"
+
+log = logging.getLogger("agentfarm.admin")
 
 
 def require_database(settings: Settings) -> str:
@@ -47,10 +52,35 @@ def add_token(settings: Settings, username: str) -> str:
         return create_token(session, user.id, name="cli")
 
 
+def _token_in(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _token_works(session: Session, token: str | None, user_id: uuid.UUID) -> bool:
+    key = lookup_token(session, token) if token else None
+    return key is not None and key.user_id == user_id
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    """Write a secret file readable by its owner only, atomically."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(fd, 0o600)
+        out.write(text)
+    tmp.replace(path)
+
+
 def seed_dev(settings: Settings, model_base_url: str) -> str | None:
     """Migrate, then make sure the admin, its token file and the scripted model exist.
 
-    Returns the admin token only when it was created by this call (it is printed once).
+    The token file is kept while its token still signs in as the admin; a missing file, or
+    one left from another database (e.g. ``postgres/`` was deleted to start afresh), gets a
+    new token. Returns the admin token only when it was created by this call (it is printed
+    once).
     """
     run_migrations(settings)
     db.init_engine(require_database(settings))
@@ -66,7 +96,11 @@ def seed_dev(settings: Settings, model_base_url: str) -> str | None:
                 name="Administrator",
                 roles=[SiteRole.OWNER, SiteRole.MEMBER, SiteRole.AGENTS_ACCESS],
             )
-        if not token_file.exists():
+        if not _token_works(session, _token_in(token_file), admin.id):
+            if token_file.exists():
+                log.warning(
+                    "%s does not sign in as %s; issuing a new token", token_file, admin.username
+                )
             created = create_token(session, admin.id, name="dev")
         seed_scripted_model(
             session,
@@ -75,7 +109,6 @@ def seed_dev(settings: Settings, model_base_url: str) -> str | None:
             created_by=admin.id,
         )
     if created:
-        token_file.write_text(created + "\n")
-        token_file.chmod(0o600)
+        write_secret_file(token_file, created + "\n")
     db.dispose_engine()
     return created

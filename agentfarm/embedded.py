@@ -112,11 +112,16 @@ def _make_traversable(path: Path) -> None:
 
 
 def _run(cmd: list[str], account: _Account, cwd: Path, timeout: float) -> str:
-    """Run a postgres tool (as account if given); return its output, raise on failure."""
+    """Run a postgres tool (as account if given); return its output, raise on failure.
+
+    The tool gets its own session: a terminal's Ctrl-C must not kill initdb or pg_ctl half-way
+    (a killed ``pg_ctl start`` leaves a server nobody knows about); the caller stops instead.
+    """
     drop = {"user": account[0], "group": account[1], "extra_groups": []} if account else {}
     res = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, **drop
-    )
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        start_new_session=True, **drop,
+    )  # fmt: skip
     if res.returncode != 0:
         raise RuntimeError(f"{Path(cmd[0]).name} failed ({res.returncode}): {res.stderr.strip()}")
     return res.stdout
@@ -252,16 +257,30 @@ class EmbeddedPostgres(_Server):
         return self._url
 
     def stop(self) -> None:
-        """Fast shutdown (pg_ctl stop -m fast), waiting until the server is gone; idempotent."""
+        """Fast shutdown (SIGINT, as ``pg_ctl stop -m fast`` sends), waiting until gone; idempotent.
+
+        A parent of pgdata may have stopped being traversable for the postgres user since
+        start() (pytest, for one, resets ``/tmp/pytest-of-<user>`` to 0700 whenever a session
+        starts): pg_ctl would then fail and leave the server running, and the server could not
+        write its shutdown checkpoint. So the path is made traversable again and the postmaster
+        is signalled directly; if a fast shutdown hangs, an immediate one (SIGQUIT) follows.
+        """
         self._url = None
-        if self._postmaster() is None:
+        lines = self._postmaster()
+        if lines is None:
             return
-        pg_ctl = [_pg_bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60"]
+        if _pg_account():
+            _make_traversable(self.data_dir)
         try:
-            _run(pg_ctl, _pg_account(), self.pgdata, 90)
-        except RuntimeError:
-            if self._postmaster() is not None:  # not just a race with another stop
-                raise
+            postmaster = psutil.Process(int(lines[0]))
+            for sig, timeout in ((signal.SIGINT, 60), (signal.SIGQUIT, 10)):
+                postmaster.send_signal(sig)
+                if _wait_exit(postmaster, timeout):
+                    break
+            else:
+                raise RuntimeError(f"postgres on {self.pgdata} (pid {postmaster.pid}) did not stop")
+        except psutil.NoSuchProcess:
+            pass  # stopped meanwhile (e.g. by another handle)
         with contextlib.suppress(OSError):  # the fallback socket directory, if one was used
             _tmp_socket_dir(self.pgdata).rmdir()
 

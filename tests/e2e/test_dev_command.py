@@ -58,7 +58,7 @@ def _alive(proc: psutil.Process) -> bool:
 
 def _describe(proc: psutil.Process) -> str:
     try:
-        return f"{proc.pid} {' '.join(proc.cmdline())[:160]}"
+        return f"{proc.pid} {' '.join(proc.cmdline())}"
     except psutil.Error:
         return str(proc.pid)
 
@@ -90,7 +90,7 @@ class DevRun:
         return AssertionError(f"{what}\n--- agentfarm dev output (tail) ---\n{self.log()[-6000:]}")
 
     def wait_healthy(self) -> None:
-        """Poll /healthz until it answers 200 with Postgres and Redis ok."""
+        """Poll /healthz until it answers 200 with Postgres and Redis ok, then await the banner."""
         deadline = self.started_at + STARTUP_TIMEOUT_S
         last = "no answer"
         with httpx.Client(base_url=self.base_url, timeout=2) as client:
@@ -104,16 +104,23 @@ class DevRun:
                         body = resp.json()
                         assert body["checks"] == {"postgres": "ok", "redis": "ok"}, body
                         self.healthy_after_s = time.monotonic() - self.started_at
-                        return
+                        break
                 except httpx.TransportError as exc:
                     last = repr(exc)
                 time.sleep(0.1)
-        raise self.fail(f"/healthz not ready after {STARTUP_TIMEOUT_S}s (last: {last})")
+            else:
+                raise self.fail(f"/healthz not ready after {STARTUP_TIMEOUT_S}s (last: {last})")
+        # The launcher polls /healthz too before it prints where it serves and the token.
+        while "agentfarm is serving on" not in self.log():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise self.fail("no banner")
+            time.sleep(0.05)
 
     def record_tree(self) -> None:
-        """Every process this farm runs: the launcher's descendants and the embedded postmaster's."""
+        """Every process of this farm: the launcher's descendants, the postmaster and its."""
         launcher = psutil.Process(self.proc.pid)
-        procs = {p.pid: p for p in launcher.children(recursive=True)}
+        procs = {p.pid: p for p in self.tree}  # keep what an earlier call saw
+        procs.update({p.pid: p for p in launcher.children(recursive=True)})
         pgdata = str(self.data_dir / "postgres")
         for proc in psutil.process_iter(["cmdline"]):
             cmdline = proc.info["cmdline"] or []
@@ -123,16 +130,18 @@ class DevRun:
         self.tree = list(procs.values())
 
     def tree_names(self) -> list[str]:
-        return [" ".join(p.cmdline()) for p in self.tree if _alive(p)]
+        return [_describe(p) for p in self.tree if _alive(p)]
 
     def stop(self, deliver: Callable[[subprocess.Popen[bytes]], None]) -> float:
         """Deliver a stop signal; assert a clean exit; return how long stopping took."""
+        self.record_tree()  # again: processes started since (e.g. dramatiq's worker process)
         began = time.monotonic()
         deliver(self.proc)
         try:
             code = self.proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise self.fail(f"agentfarm dev still running {STOP_TIMEOUT_S}s after the signal")
+            msg = f"agentfarm dev still running {STOP_TIMEOUT_S}s after the signal"
+            raise self.fail(msg) from None
         took = time.monotonic() - began
         assert code == 0, self.fail(f"agentfarm dev exited with {code}")
         assert not _listening(self.port), f"port {self.port} still accepts connections"
@@ -150,14 +159,14 @@ def _clean_env(port: int) -> dict[str, str]:
 
 
 @pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[[], DevRun]]:
+def launch(tmp_path: Path) -> Iterator[Callable[..., DevRun]]:
     """Start ``agentfarm dev`` in tmp_path (each call a new run on the same data directory)."""
     runs: list[DevRun] = []
     workdir = tmp_path / "farm"
     workdir.mkdir()
 
-    def start() -> DevRun:
-        port = _free_port()
+    def start(port: int | None = None) -> DevRun:
+        port = port or _free_port()
         log_path = tmp_path / f"dev-{len(runs) + 1}.log"
         with open(log_path, "wb") as out:
             proc = subprocess.Popen(
@@ -220,7 +229,7 @@ def _ctrl_c(proc: subprocess.Popen[bytes]) -> None:
 
 
 def test_dev_runs_a_chat_and_stops_cleanly_on_sigterm_and_ctrl_c(
-    launch: Callable[[], DevRun],
+    launch: Callable[..., DevRun],
 ) -> None:
     # --- cold start: initdb, migrations, seed, first admin token ---------------------------
     first = launch()
@@ -255,10 +264,18 @@ def test_dev_runs_a_chat_and_stops_cleanly_on_sigterm_and_ctrl_c(
     assert "message_part" in kinds or "message" in kinds, kinds
     assert _assistant_text(events) == "hello from dev"
 
+    # A second launcher on the same data directory must refuse, touching nothing.
+    farm_processes = psutil.Process(first.proc.pid).children()
+    rival = launch()
+    assert rival.proc.wait(timeout=STOP_TIMEOUT_S) == 1, rival.log()
+    assert "another agentfarm dev" in rival.log(), rival.log()
+    assert all(_alive(p) for p in farm_processes), first.tree_names()
+    assert httpx.get(f"{first.base_url}/healthz").status_code == 200
+
     first_stop = first.stop(lambda proc: proc.send_signal(signal.SIGTERM))
 
-    # --- warm restart on the same directory; stopped by Ctrl-C ------------------------------
-    second = launch()
+    # --- warm restart on the same directory and port; stopped by Ctrl-C ---------------------
+    second = launch(first.port)
     second.wait_healthy()
     assert (data_dir / "admin-token").read_text().strip() == token
     assert "(new:" not in second.log() and "admin token:" in second.log()
@@ -277,3 +294,14 @@ def test_dev_runs_a_chat_and_stops_cleanly_on_sigterm_and_ctrl_c(
         f"SIGTERM stop {first_stop:.1f}s, warm start {second.healthy_after_s:.1f}s, "
         f"Ctrl-C stop {second_stop:.1f}s"
     )
+
+
+def test_dev_fails_fast_when_its_port_is_taken(launch: Callable[..., DevRun]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = launch(taken.getsockname()[1])
+        assert run.proc.wait(timeout=STOP_TIMEOUT_S) == 1, run.log()
+    assert "cannot serve on" in run.log(), run.log()
+    assert "agentfarm is serving" not in run.log()
+    assert not (run.data_dir / "postgres").exists()  # nothing was started
