@@ -124,11 +124,20 @@ class DevFarm:
         self.embedded: list[_Server] = []
         self.stop_requested = threading.Event()
         self.force = threading.Event()  # a second stop signal: kill instead of waiting
+        self._first_stop_at: float | None = None
         self._lock_fd: int | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        """Signal handler: the first signal stops gracefully, the next one forcefully."""
-        if self.stop_requested.is_set():
+        """Signal handler: the first signal stops gracefully, a later one forcefully.
+
+        One Ctrl-C under ``make run`` can arrive twice (the terminal signals the launcher, and
+        make passes the signal on), so only a signal a second or more after the first counts
+        as the impatient second Ctrl-C.
+        """
+        now = time.monotonic()
+        if self._first_stop_at is None:
+            self._first_stop_at = now
+        elif now - self._first_stop_at >= 1.0:
             self.force.set()
         self.stop_requested.set()
 
@@ -292,7 +301,9 @@ class DevFarm:
 
     def shutdown(self) -> None:
         """Stop the farm processes (newest first), then the model server, then the servers."""
-        self.stop_requested.set()  # from now on, a stop signal means "force"
+        if self._first_stop_at is None:  # stopping on our own: any stop signal now forces
+            self._first_stop_at = time.monotonic() - 1.0
+        self.stop_requested.set()
         farm = [(n, p) for n, p in reversed(self.children) if n != MODEL_SERVER]
         model = [(n, p) for n, p in self.children if n == MODEL_SERVER]
         self._stop(farm, FARM_STOP_GRACE_S)
