@@ -318,3 +318,78 @@ def test_sandboxed_template_confines_writes_and_network(
     )
     turn(caller, chat_id, tool("execute", command=probe))
     assert tool_results(caller, chat_id)[-1]["result"]["exit_code"] != 0
+
+
+def test_idle_workspace_is_autostopped_and_can_be_started_again(
+    farm: Farm, owner: Caller, caller: Caller
+) -> None:
+    from workers.actors.workspaces import workspace_autostop
+
+    template = make_template(owner, autostop_ttl_ms=60_000)
+    chat_id, workspace = create_workspace(caller, template)
+    busy_id, busy = create_workspace(caller, make_template(owner, autostop_ttl_ms=60_000))
+    turn(caller, chat_id, tool("execute", command="sleep 120", run_in_background=True))
+    sleeper = tool_results(caller, chat_id)[-1]["result"]["background_process_id"]
+    caller.send(busy_id, "[[tokens: 300 delay_ms=20]]")  # a running turn keeps it alive
+    with db.session_scope() as session:
+        session.execute(
+            sa.text(
+                "UPDATE workspaces SET last_activity_at = now() - interval '2 minutes'"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": [uuid.UUID(workspace["workspace_id"]), uuid.UUID(busy["workspace_id"])]},
+        )
+    workspace_autostop.send()
+    ws_url = f"/api/v2/workspaces/{workspace['workspace_id']}"
+    deadline = time.monotonic() + 20
+    while caller.http.get(ws_url).json()["status"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert caller.http.get(ws_url).json()["status"] == "stopped"
+    assert caller.http.get(f"/api/v2/workspaces/{busy['workspace_id']}").json()["status"] == (
+        "running"
+    )
+    turn(caller, chat_id, tool("execute", command="echo hi"))
+    assert "start_workspace" in tool_results(caller, chat_id)[-1]["result"]["error"]
+    turn(caller, chat_id, tool("start_workspace"))
+    assert tool_results(caller, chat_id)[-1]["result"]["status"] == "running"
+    turn(caller, chat_id, tool("process_list"))
+    listing = tool_results(caller, chat_id)[-1]
+    states = {p["id"]: p["status"] for p in listing["result"]["processes"]}
+    assert states[sleeper] == "exited"  # stopping the workspace ended its processes
+    caller.http.post(f"{CHATS}/{busy_id}/interrupt")
+
+
+def test_binding_a_workspace_checks_owner_and_organization(
+    farm: Farm, owner: Caller, caller: Caller, other_caller: Caller
+) -> None:
+    from models.identity import Organization
+
+    template = make_template(owner)
+    _, workspace = create_workspace(caller, template)
+    resp = other_caller.http.post(
+        CHATS,
+        json={
+            "content": [{"type": "text", "text": "hi"}],
+            "workspace_id": workspace["workspace_id"],
+        },
+    )
+    assert resp.status_code == 400
+    assert (
+        resp.json()["message"] == "Workspace not found or you do not have access to this resource"
+    )
+    with db.session_scope() as session:
+        org = Organization(name=f"elsewhere-{uuid.uuid4().hex[:8]}")
+        session.add(org)
+        session.flush()
+        session.execute(
+            sa.text("UPDATE workspaces SET organization_id = :org WHERE id = :id"),
+            {"org": org.id, "id": workspace["workspace_id"]},
+        )
+    chat = caller.create_chat("[[reply: ok]]")
+    resp = caller.http.patch(
+        f"{CHATS}/{chat['id']}", json={"workspace_id": workspace["workspace_id"]}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["message"] == "Workspace does not belong to this chat's organization."
+    nil = caller.http.patch(f"{CHATS}/{chat['id']}", json={"workspace_id": str(uuid.UUID(int=0))})
+    assert nil.status_code == 204 and caller.chat(chat["id"])["workspace_id"] is None
