@@ -14,7 +14,7 @@ from typing import Any
 
 import dramatiq
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from agentfarm.settings import workspaces_root
 from models import chat_rules, db, workspace_rules
@@ -41,6 +41,12 @@ def spool_dir() -> Path:
     return path
 
 
+def _locked(session: Session, workspace_id: str) -> Workspace | None:
+    return session.exec(
+        select(Workspace).where(Workspace.id == uuid.UUID(workspace_id)).with_for_update()
+    ).first()
+
+
 @dramatiq.actor(
     actor_name="workspace.provision", queue_name=Queue.DEFAULT, max_retries=3, time_limit=60_000
 )
@@ -48,9 +54,7 @@ def workspace_provision(workspace_id: str) -> None:
     """Create (or re-create) the workspace's directory on this host and mark it running."""
     root = workspaces_root(get_runtime().settings)
     with db.session_scope() as session:
-        workspace = session.exec(
-            select(Workspace).where(Workspace.id == uuid.UUID(workspace_id)).with_for_update()
-        ).first()
+        workspace = _locked(session, workspace_id)
         if workspace is None or workspace.status != WorkspaceStatus.PENDING:
             return
         directory = Path(workspace.directory) if workspace.directory else root / workspace_id
@@ -70,9 +74,7 @@ def workspace_stop(workspace_id: str) -> None:
     from models.workspaces import WorkspaceProcess
 
     with db.session_scope() as session:
-        workspace = session.exec(
-            select(Workspace).where(Workspace.id == uuid.UUID(workspace_id)).with_for_update()
-        ).first()
+        workspace = _locked(session, workspace_id)
         if workspace is None or workspace.status != WorkspaceStatus.RUNNING:
             return
         ids = session.exec(
