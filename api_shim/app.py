@@ -14,7 +14,7 @@ from redis.asyncio import Redis as AsyncRedis
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
 from api_shim.errors import install_error_handlers
-from api_shim.routes import chats, messages, ops, stream, workspaces
+from api_shim.routes import chats, messages, ops, queue, stream, workspaces
 from models import db
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (ops, workspaces, chats, messages, stream):
+    for module in (ops, workspaces, chats, messages, queue, stream):
         app.include_router(module.router)
 
     app.add_middleware(JsonBodies)

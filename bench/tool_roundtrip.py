@@ -22,7 +22,6 @@ import statistics
 import time
 import uuid
 from datetime import datetime
-from typing import Any
 
 import httpx
 
@@ -34,14 +33,17 @@ def ts(value: str) -> float:
 def wait_waiting(client: httpx.Client, chat_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if client.get(f"/api/experimental/chats/{chat_id}").json()["status"] in ("waiting", "error"):
+        if client.get(f"/api/experimental/chats/{chat_id}").json()["status"] in (
+            "waiting",
+            "error",
+        ):
             return
         time.sleep(0.01)
     raise SystemExit(f"chat {chat_id} did not finish in {timeout}s")
 
 
 def one_turn(client: httpx.Client, chat_id: str, tool: str) -> tuple[float, float]:
-    directive = f'[[tool: {tool} {{}}]] [[after_tools: done]]'
+    directive = f"[[tool: {tool} {{}}]] [[after_tools: done]]"
     client.post(
         f"/api/experimental/chats/{chat_id}/messages",
         json={"content": [{"type": "text", "text": directive}]},

@@ -50,9 +50,7 @@ class Lease:
 class LeaseRegistry:
     """Chats this process is running; heartbeats them and relays interrupts."""
 
-    def __init__(
-        self, worker_id: uuid.UUID, redis: Redis, interval_s: float, hosts: list[str]
-    ):
+    def __init__(self, worker_id: uuid.UUID, redis: Redis, interval_s: float, hosts: list[str]):
         self.worker_id = worker_id
         self.redis = redis
         self.interval_s = interval_s
@@ -113,8 +111,22 @@ class LeaseRegistry:
                     {"ids": ids, "w": self.worker_id},
                 ).scalars()
             )
+            lost = [i for i in ids if i not in alive]
+            # An interrupt sets the chat to waiting; if the beat sees that before the control
+            # message arrives, the step must still be stopped as interrupted (its partial
+            # output is kept and a requested promotion happens), not abandoned.
+            stopped = set(
+                conn.execute(
+                    sa.text("SELECT id FROM chats WHERE id = ANY(:ids) AND status = 'waiting'"),
+                    {"ids": lost},
+                ).scalars()
+                if lost
+                else []
+            )
         for lease in held:
-            if lease.chat_id not in alive:
+            if lease.chat_id in stopped:
+                lease.cancel("interrupted")
+            elif lease.chat_id not in alive:
                 lease.cancel("lease lost")
 
     def _listen(self) -> None:

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from models import chat_rules, db
 from models.base import utcnow
-from models.chats import Chat
+from models.chats import Chat, ChatMessage
 from models.enums import ChatStatus, MessageRole
 from models.wire import message_json
 from models.workspaces import ChatToolCall, ToolCallStatus, Workspace
@@ -138,6 +138,15 @@ def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCal
     )
     if any(c.status != ToolCallStatus.DONE for c in calls):
         return
+    # An edit may have soft-deleted the step's assistant message meanwhile: its results are
+    # then part of the dropped history too (never shown, never in a prompt).
+    dropped = bool(
+        session.exec(
+            select(ChatMessage.deleted).where(  # type: ignore[call-overload]
+                ChatMessage.chat_id == row.chat_id, ChatMessage.step_key == row.step_key
+            )
+        ).first()
+    )
     messages = []
     for call in calls:
         part = {
@@ -155,9 +164,10 @@ def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCal
                 MessageRole.TOOL,
                 [part],
                 step_key=f"{call.step_key}:tool:{call.tool_call_id}",
+                deleted=dropped,
             )
         )
-    events = [ev.message_event(chat.id, message_json(m)) for m in messages]
+    events = [] if dropped else [ev.message_event(chat.id, message_json(m)) for m in messages]
     still_ours = (
         chat.generation == row.generation
         and chat.status == ChatStatus.RUNNING

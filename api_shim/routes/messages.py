@@ -1,4 +1,4 @@
-"""``/api/experimental/chats/{chat}/messages``: page and send messages."""
+"""``/api/experimental/chats/{chat}/messages``: page, send and edit messages."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from api_shim.routes.chats import InputPart, _dump_parts
-from models import chat_queries, chat_rules
+from models import chat_edits, chat_queries, chat_rules
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
 from models.wire import message_json, queued_json
@@ -27,6 +27,10 @@ class SendMessageRequest(BaseModel):
     mcp_server_ids: list[uuid.UUID] | None = None
     plan_mode: str | None = None
     busy_behavior: str | None = None
+
+
+class EditMessageRequest(BaseModel):
+    content: list[InputPart] | None = None
 
 
 def _positive_int(raw: str | None, message: str) -> int | None:
@@ -134,3 +138,40 @@ def send_message(
         ev.status_event(row.id, ChatStatus.PENDING),
     )
     return {"queued": False, "message": message_json(message)}
+
+
+@router.patch(
+    "/{chat}/messages/{message}",
+    summary="Edit a user message: later history is dropped and the chat runs again",
+)
+def edit_message(
+    chat: str,
+    message: str,
+    body: EditMessageRequest,
+    request: Request,
+    user: CurrentUser,
+    session: DbSession,
+) -> dict[str, Any]:
+    from workers.actors.chat import chat_step
+
+    # [inferred] editing starts a run like sending does, so it needs the same role.
+    require_agents_access(user)
+    row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    message_id = chat_edits.parse_message_id(message)
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    was_held = row.status == ChatStatus.RUNNING and row.worker_id is not None
+    edited = chat_edits.edit_user_message(session, row, message_id, parts)
+    defer(session, chat_step.message(str(row.id), row.generation, 1))
+    session.commit()
+    writer = request.app.state.events
+    if was_held:
+        # The new generation already ends that step at its next heartbeat; this is sooner.
+        writer.request_interrupt(row.id)
+    # The full-refresh path: the edited message, the (now empty) queue, the new status.
+    writer.publish(
+        row.id,
+        ev.message_event(row.id, message_json(edited)),
+        ev.queue_event(row.id, []),
+        ev.status_event(row.id, ChatStatus.PENDING),
+    )
+    return {"message": message_json(edited)}
