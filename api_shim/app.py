@@ -14,7 +14,7 @@ from redis.asyncio import Redis as AsyncRedis
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
 from api_shim.errors import install_error_handlers
-from api_shim.routes import chats, messages, ops, queue, stream, workspaces
+from api_shim.routes import chats, files, messages, ops, queue, stream, watch, workspaces
 from models import db
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
@@ -34,7 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import workers.actors.tools  # noqa: F401
 
         sync_redis = Redis.from_url(settings.redis_url)
-        app.state.redis = AsyncRedis.from_url(settings.redis_url, max_connections=2000)
+        # No socket timeout: relays block in XREAD for up to the ping interval and watchers in
+        # pub/sub reads indefinitely (redis-py 8 defaults to 5 s, which cut idle streams);
+        # TCP keepalive still detects a dead Redis connection.
+        app.state.redis = AsyncRedis.from_url(
+            settings.redis_url, max_connections=2000, socket_timeout=None, socket_keepalive=True
+        )
         app.state.events = ChatEventWriter(
             sync_redis, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s
         )
@@ -51,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (ops, workspaces, chats, messages, queue, stream):
+    # watch before chats: GET /chats/watch must not be read as GET /chats/{chat}.
+    for module in (ops, workspaces, files, watch, chats, messages, queue, stream):
         app.include_router(module.router)
 
     app.add_middleware(JsonBodies)

@@ -1,6 +1,7 @@
 """Tables, the database session factory and the domain rules that need only the database."""
 
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
+from models.files import ChatFile, ChatFileLink
 from models.identity import ApiKey, Organization, OrganizationMember, User
 from models.providers import ChatModelConfig, ChatProvider
 from models.workspaces import (
@@ -14,6 +15,8 @@ from models.workspaces import (
 __all__ = [
     "ApiKey",
     "Chat",
+    "ChatFile",
+    "ChatFileLink",
     "ChatMessage",
     "ChatModelConfig",
     "ChatProvider",

@@ -25,6 +25,7 @@ from models.enums import (
     PlanMode,
 )
 from models.errors import BadRequest, TooManyRequests, chat_not_found
+from models.files import owned_file_meta
 from models.identity import User
 from models.providers import ChatModelConfig
 
@@ -38,10 +39,17 @@ DEFAULT_TITLE = "New Chat"
 # ---------------------------------------------------------------- input parts and titles
 
 
-def parse_input_parts(raw: Any) -> list[dict[str, Any]]:
-    """Validate request ``content`` (ChatInputPart[]) and return the parts to store."""
+def parse_input_parts(
+    raw: Any, *, session: Session | None = None, user: User | None = None
+) -> list[dict[str, Any]]:
+    """Validate request ``content`` (ChatInputPart[]) and return the parts to store.
+
+    A ``file`` part must name an uploaded file of ``user``; without a session and user no
+    file can be found, so every file part is rejected.
+    """
     if not isinstance(raw, list) or not raw:
         raise BadRequest("Content is required.", detail="Content cannot be empty.")
+    files = _referenced_files(raw, session, user)
     parts: list[dict[str, Any]] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
@@ -53,13 +61,46 @@ def parse_input_parts(raw: Any) -> list[dict[str, Any]]:
                 raise BadRequest(f"content[{i}].text cannot be empty.")
             parts.append({"type": "text", "text": text})
         elif kind == "file":
-            # Uploaded files arrive with the files feature; until then no file_id can exist.
-            raise BadRequest(f"content[{i}].file_id references a file that does not exist.")
+            meta = files.get(_as_uuid(item.get("file_id")))  # type: ignore[arg-type]
+            if meta is None:
+                raise BadRequest(f"content[{i}].file_id references a file that does not exist.")
+            # [inferred] the stored part keeps the file's name next to Coder's media_type.
+            parts.append(
+                {
+                    "type": "file",
+                    "file_id": str(meta.id),
+                    "media_type": meta.mimetype,
+                    "name": meta.name,
+                }
+            )
         elif kind == "file-reference":
             parts.append(_file_reference(i, item))
         else:
             raise BadRequest(f'content[{i}].type "{item.get("type") or ""}" is not supported.')
     return parts
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _referenced_files(
+    raw: list[Any], session: Session | None, user: User | None
+) -> dict[uuid.UUID, Any]:
+    """Metadata of the caller's files that the parts reference (one query for all of them)."""
+    if session is None or user is None:
+        return {}
+    ids = [
+        fid
+        for item in raw
+        if isinstance(item, dict)
+        and str(item.get("type") or "").strip().lower() == "file"
+        and (fid := _as_uuid(item.get("file_id"))) is not None
+    ]
+    return owned_file_meta(session, user.id, ids)
 
 
 def _file_reference(i: int, item: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ A rollback drops them, so a queue message never points at rows that do not exist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -24,6 +25,13 @@ def defer_send(session: OrmSession, actor: dramatiq.Actor[Any, Any], *args: Any)
     defer(session, actor.message(*args))
 
 
+def defer_call(session: OrmSession, fn: Callable[[], Any]) -> None:
+    """Call ``fn`` when ``session`` commits, in order with the deferred messages: it runs
+    before any message deferred after it is sent (e.g. a watch ``created`` before the step
+    that makes the chat ``running``). ``fn`` must not raise."""
+    session.info.setdefault(_OUTBOX, []).append(fn)
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _flush_outbox(session: OrmSession) -> None:
     pending = session.info.pop(_OUTBOX, None)
@@ -31,7 +39,10 @@ def _flush_outbox(session: OrmSession) -> None:
         return
     broker = dramatiq.get_broker()
     for message in pending:
-        broker.enqueue(message)
+        if isinstance(message, dramatiq.Message):
+            broker.enqueue(message)
+        else:
+            message()
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")

@@ -5,17 +5,25 @@ id, so a client resumes after the last entry it saw. ``chat:{id}:step_from`` hol
 the first ``message_part`` of the step in flight, so a new subscriber can be sent the parts of
 the step that is still streaming (Coder's snapshot order: status, buffered parts, messages,
 queue).
+
+Watch events (``GET /chats/watch``) go to the owner's pub/sub channel ``chat:owner:{owner}``:
+fire and forget, nothing is replayed (clients refetch the list when they reconnect), and a
+failed watch publish is logged, never raised.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
 from redis import Redis
 
+from models.wire import ts
+
 CONTROL_CHANNEL = "agentfarm:chat-control"
+log = logging.getLogger("agentfarm.events")
 
 
 def stream_key(chat_id: uuid.UUID | str) -> str:
@@ -24,6 +32,33 @@ def stream_key(chat_id: uuid.UUID | str) -> str:
 
 def step_from_key(chat_id: uuid.UUID | str) -> str:
     return f"chat:{chat_id}:step_from"
+
+
+def owner_channel(owner_id: uuid.UUID | str) -> str:
+    """The pub/sub channel of every watch event of one owner's chats."""
+    return f"chat:owner:{owner_id}"
+
+
+def watch_chat(chat: Any) -> dict[str, Any]:
+    """The partial Chat of a watch event, from a Chat (or a row with the same columns).
+
+    ``root_chat_id`` is the chat's own id for root chats; ``parent_chat_id`` and
+    ``workspace_id`` are left out when unset.
+    """
+    out: dict[str, Any] = {
+        "id": str(chat.id),
+        "owner_id": str(chat.owner_id),
+        "title": chat.title,
+        "status": str(chat.status),
+        "created_at": ts(chat.created_at),
+        "updated_at": ts(chat.updated_at),
+        "root_chat_id": str(chat.root_chat_id or chat.id),
+    }
+    if chat.parent_chat_id is not None:
+        out["parent_chat_id"] = str(chat.parent_chat_id)
+    if chat.workspace_id is not None:
+        out["workspace_id"] = str(chat.workspace_id)
+    return out
 
 
 def encode(event: dict[str, Any]) -> str:
@@ -66,8 +101,15 @@ class ChatEventWriter:
         self.maxlen = maxlen
         self.ttl_s = ttl_s
 
-    def publish(self, chat_id: uuid.UUID | str, *events: dict[str, Any]) -> list[str]:
-        """Append events in order (one round trip) and refresh the stream's expiry."""
+    def publish(
+        self, chat_id: uuid.UUID | str, *events: dict[str, Any], watch: Any = None
+    ) -> list[str]:
+        """Append events in order (one round trip) and refresh the stream's expiry.
+
+        With ``watch`` (the chat: a :func:`watch_chat` partial, or a Chat or row to build it
+        from) and a ``status`` event among ``events``, the owner's watchers also get one
+        ``status_change`` carrying the last such status.
+        """
         key = stream_key(chat_id)
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
@@ -77,7 +119,37 @@ class ChatEventWriter:
             pipe.delete(step_from_key(chat_id))
         pipe.expire(key, self.ttl_s)
         results = pipe.execute()
+        if watch is not None:
+            statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
+            if statuses:
+                self.watch("status_change", watch, status=statuses[-1])
         return [_decode_id(r) for r in results[: len(events)]]
+
+    def watch(
+        self,
+        kind: str,
+        chat: Any,
+        *,
+        status: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Tell the owner's watchers ``{kind, chat, tool_calls?}``; never raises.
+
+        ``chat`` is a :func:`watch_chat` partial, or a Chat (or row) to build it from;
+        ``status`` overrides its status.
+        """
+        try:
+            partial = dict(chat) if isinstance(chat, dict) else watch_chat(chat)
+            if status is not None:
+                partial["status"] = status
+            event: dict[str, Any] = {"kind": kind, "chat": partial}
+            if tool_calls is not None:
+                event["tool_calls"] = tool_calls
+            self.redis.publish(owner_channel(partial["owner_id"]), encode(event))
+        except Exception:  # noqa: BLE001 - watchers are best effort; the caller carries on
+            log.warning("watch publish failed", exc_info=True, extra={"kind": kind})
+            return False
+        return True
 
     def publish_part(
         self, chat_id: uuid.UUID | str, role: str, part: dict[str, Any], *, first: bool

@@ -17,7 +17,8 @@ STALE_SQL = sa.text(
            started_at = NULL, heartbeat_at = NULL, last_error = NULL, updated_at = now()
      WHERE status = 'running'
        AND coalesce(heartbeat_at, updated_at) < now() - make_interval(secs => :stale)
-    RETURNING id, generation
+    RETURNING id, generation, owner_id, title, status, created_at, updated_at,
+              parent_chat_id, root_chat_id, workspace_id
     """
 )
 LOST_WAKEUP_SQL = sa.text(
@@ -56,12 +57,15 @@ def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
                 continue
             promote_id, chat.interrupt_promote_id = chat.interrupt_promote_id, None
             if chat_rules.promote_queued(session, chat, promote_id) is not None:
-                promoted.append((chat.id, chat.generation))
-        for chat_id, generation in [*stale, *lost, *promoted]:
+                promoted.append((chat.id, chat.generation, ev.watch_chat(chat)))
+        for chat_id, generation, *_ in [*stale, *lost, *promoted]:
             defer(session, chat_step.message(str(chat_id), generation, 1))
-    for chat_id, _ in [*stale, *promoted]:
+    repaired = [(row.id, row) for row in stale]
+    for chat_id, _, watch in promoted:
+        repaired.append((chat_id, watch))
+    for chat_id, watch in repaired:
         rt.events.clear_step(chat_id)
-        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.PENDING))
+        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.PENDING), watch=watch)
     interrupted = recover_tool_calls(rt)
     return {
         "stale": len(stale),

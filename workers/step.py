@@ -37,7 +37,7 @@ from workers import events as ev
 from workers import hosts, tool_calls, toolset
 from workers.broker import get_broker
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
-from workers.prompt import load_prompt_rows, to_llm_messages
+from workers.prompt import load_prompt_files, load_prompt_rows, to_llm_messages
 from workers.runtime import Lease, WorkerRuntime
 
 log = logging.getLogger("agentfarm.step")
@@ -58,6 +58,8 @@ class TakenStep:
     tools: list[dict[str, Any]] = field(default_factory=list)
     # Set when the workspace's AGENTS.md and skills must be read (on this host) first.
     context_host: str | None = None
+    # The chat as taken (running), for the owner's watch stream.
+    watch: dict[str, Any] | None = None
 
 
 @dataclass
@@ -90,7 +92,7 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
     if taken is None:
         return StepResult("dropped")
     if taken.fresh_run and attempt == 1:
-        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.RUNNING))
+        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.RUNNING), watch=taken.watch)
     if taken.context_host is not None:
         return _inject_context_first(rt, taken)
     lease = rt.leases.acquire(chat_id)
@@ -150,6 +152,7 @@ def take_chat(
         model_config_id=config.id,
         options=config.options or {},
         messages=[],
+        watch=ev.watch_chat(chat),
     )
     if _needs_context(chat, workspace):
         assert workspace is not None
@@ -157,7 +160,11 @@ def take_chat(
         return taken
     rows = load_prompt_rows(session, chat_id)
     has_skills = any(p.get("type") == "skill" for r in rows for p in r.content or [])
-    taken.messages = to_llm_messages(rows, workspace_line=_workspace_line(workspace))
+    taken.messages = to_llm_messages(
+        rows,
+        workspace_line=_workspace_line(workspace),
+        files=load_prompt_files(session, rows),
+    )
     taken.tools = toolset.offered_tools(
         root_chat=chat.parent_chat_id is None, has_skills=has_skills
     )
@@ -326,6 +333,20 @@ def release_for_retry(rt: WorkerRuntime, taken: TakenStep) -> bool:
         return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+# The columns of a watch event's partial Chat, for UPDATE … RETURNING.
+WATCH_COLUMNS = (
+    Chat.id,
+    Chat.owner_id,
+    Chat.title,
+    Chat.status,
+    Chat.created_at,
+    Chat.updated_at,
+    Chat.parent_chat_id,
+    Chat.root_chat_id,
+    Chat.workspace_id,
+)
+
+
 def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLMError) -> None:
     """End the run in ``error`` with the classified message, if the run is still ours."""
     with db.session_scope() as session:
@@ -345,14 +366,16 @@ def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLME
                 heartbeat_at=None,
                 updated_at=sa.func.now(),
             )
+            .returning(*WATCH_COLUMNS)
         )
-        changed = result.rowcount == 1  # type: ignore[attr-defined]
-    if changed:
+        row = result.first()
+    if row is not None:
         log.warning("chat run failed: %s", error.message, extra={"chat_id": str(chat_id)})
         rt.events.publish(
             chat_id,
             ev.error_event(chat_id, error.event_payload()),
             ev.status_event(chat_id, ChatStatus.ERROR),
+            watch=row,
         )
 
 
@@ -366,6 +389,7 @@ def persist_step(
     from workers.enqueue import defer  # local: enqueue registers session hooks
 
     published: list[dict[str, Any]] = []
+    watch: dict[str, Any] | None = None
     with db.session_scope() as session:
         chat = session.exec(select(Chat).where(Chat.id == taken.chat_id).with_for_update()).first()
         if chat is None or chat.generation != taken.generation:
@@ -381,12 +405,16 @@ def persist_step(
             return StepResult("duplicate")
         published.extend(ev.message_event(chat.id, message_json(m)) for m in rows)
         next_generation = _decide_next(session, chat, taken, output, held, published)
+        if held or next_generation is not None:
+            # This step changed the status (an interrupted run was already announced as
+            # waiting by the interrupt; the stream repeats it after the partial, watch does not).
+            watch = ev.watch_chat(chat)
         if next_generation is not None:
             from workers.actors.chat import chat_step
 
             defer(session, chat_step.message(str(chat.id), next_generation, 1))
     if published:
-        rt.events.publish(taken.chat_id, *published)
+        rt.events.publish(taken.chat_id, *published, watch=watch)
     _count_usage(taken, output)
     return StepResult("persisted", detail="stopped" if output.stopped else "")
 

@@ -14,7 +14,7 @@ from models.enums import MessageRole
 from models.providers import ChatModelConfig
 from workers.llm import LLMError, complete_text
 from workers.runtime import WorkerRuntime
-from workers.step import StepFailed, _resolve_model
+from workers.step import WATCH_COLUMNS, StepFailed, _resolve_model
 
 TITLE_INSTRUCTION = (
     "Generate a short title for this conversation: 2 to 8 words, sentence case, plain text, "
@@ -77,9 +77,13 @@ def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
     if not title:
         return "skipped: empty title"
     with db.session_scope() as session:
-        updated = session.execute(
+        row = session.execute(
             sa.update(Chat)
             .where(Chat.id == chat_id, Chat.title == fallback)
             .values(title=title, updated_at=sa.func.now())
-        )
-        return "updated" if updated.rowcount else "skipped: title changed meanwhile"  # type: ignore[attr-defined]
+            .returning(*WATCH_COLUMNS)
+        ).first()
+    if row is None:
+        return "skipped: title changed meanwhile"
+    rt.events.watch("title_change", row)
+    return "updated"

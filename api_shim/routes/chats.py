@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
@@ -12,6 +13,7 @@ from sqlmodel import Session, select
 from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from models import chat_queries, chat_rules, chat_updates
+from models import files as chat_files
 from models.bootstrap import default_organization
 from models.chats import Chat
 from models.enums import PROVIDERS
@@ -21,7 +23,7 @@ from models.providers import ChatModelConfig, ChatProvider
 from models.wire import chat_json
 from models.workspaces import Workspace
 from workers import events as ev
-from workers.enqueue import defer
+from workers.enqueue import defer, defer_call
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["chats"])
 
@@ -113,8 +115,10 @@ def _validate_dynamic_tools(tools: list[DynamicTool] | None) -> list[dict[str, A
     return [t.model_dump() for t in tools]
 
 
-def render_chat(session: Session, chat: Chat, *, files: bool = False) -> dict[str, Any]:
-    """A chat with has_unread, embedded children and (on create/get) files."""
+def render_chat(
+    session: Session, chat: Chat, *, files: bool = False, warnings: list[str] | None = None
+) -> dict[str, Any]:
+    """A chat with has_unread, embedded children, (on create/get) files and warnings."""
     unread = chat_queries.unread_chat_ids(session, [chat])
     children = []
     if chat.parent_chat_id is None:
@@ -122,19 +126,25 @@ def render_chat(session: Session, chat: Chat, *, files: bool = False) -> dict[st
         kid_unread = chat_queries.unread_chat_ids(session, kids)
         children = [chat_json(k, has_unread=k.id in kid_unread) for k in kids]
     return chat_json(
-        chat, has_unread=chat.id in unread, children=children, files=[] if files else None
+        chat,
+        has_unread=chat.id in unread,
+        children=children,
+        files=chat_files.chat_files_json(session, chat.id) if files else None,
+        warnings=warnings,
     )
 
 
 @router.post("", status_code=201, summary="Create a chat")
-def create_chat(body: CreateChatRequest, user: CurrentUser, session: DbSession) -> dict[str, Any]:
+def create_chat(
+    body: CreateChatRequest, request: Request, user: CurrentUser, session: DbSession
+) -> dict[str, Any]:
     from workers.actors.chat import chat_generate_title, chat_step
 
     require_agents_access(user)
     org_id = _organization_for(session, user, body.organization_id)
     if body.system_prompt and len(body.system_prompt) > chat_rules.MAX_SYSTEM_PROMPT_CHARS:
         raise BadRequest("System prompt exceeds maximum length.")
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
     workspace = None
     if body.workspace_id is not None:
         workspace = _usable_workspace(session, user, body.workspace_id)
@@ -165,10 +175,14 @@ def create_chat(body: CreateChatRequest, user: CurrentUser, session: DbSession) 
     )
     chat.dynamic_tools = dynamic_tools
     chat.workspace_id = workspace.id if workspace is not None else None
+    warnings = chat_files.link_files(session, chat.id, chat_files.file_ids_in(parts))
+    # Watchers hear `created` before the step that makes the chat running can start.
+    writer = request.app.state.events
+    defer_call(session, lambda: writer.watch("created", chat))
     defer(session, chat_step.message(str(chat.id), chat.generation, 1))
     defer(session, chat_generate_title.message(str(chat.id)))
     session.commit()
-    return render_chat(session, chat, files=True)
+    return render_chat(session, chat, files=True, warnings=warnings)
 
 
 @router.get("", summary="List your chats")
@@ -244,7 +258,7 @@ def get_chat(chat: str, user: CurrentUser, session: DbSession) -> dict[str, Any]
 
 @router.patch("/{chat}", status_code=204, summary="Update a chat")
 def update_chat(
-    chat: str, body: UpdateChatRequest, user: CurrentUser, session: DbSession
+    chat: str, body: UpdateChatRequest, request: Request, user: CurrentUser, session: DbSession
 ) -> Response:
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     fields = body.model_fields_set
@@ -259,6 +273,7 @@ def update_chat(
         row.last_injected_context = None
     if "plan_mode" in fields:
         row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
+    old_title = row.title
     if body.title is not None:
         chat_updates.set_title(row, body.title)
     if body.labels is not None:
@@ -268,17 +283,36 @@ def update_chat(
     if body.pin_order is not None:
         chat_updates.set_pin_order(session, row, body.pin_order)
     session.commit()
+    _watch_update(request, session, row, title_changed=row.title != old_title, body=body)
     return Response(status_code=204)
 
 
+def _watch_update(
+    request: Request, session: Session, row: Chat, *, title_changed: bool, body: UpdateChatRequest
+) -> None:
+    """Watch events of a PATCH: title_change; archive → `deleted` for the chat and each chat
+    whose root it is; [inferred] unarchive → `created` for each (they reappear in the list).
+    One event per chat: a PATCH that also (un)archives carries the new title in that event."""
+    writer = request.app.state.events
+    if title_changed and body.archived is None:
+        writer.watch("title_change", row)
+    if body.archived is None:
+        return
+    tree = session.exec(
+        select(Chat).where(sa.or_(Chat.id == row.id, Chat.root_chat_id == row.id))
+    ).all()
+    for chat in sorted(tree, key=lambda c: c.id != row.id):
+        writer.watch("deleted" if body.archived else "created", chat)
+
+
 @router.post("/{chat}/archive", status_code=204, summary="Archive a chat (and its children)")
-def archive_chat(chat: str, user: CurrentUser, session: DbSession) -> Response:
-    return update_chat(chat, UpdateChatRequest(archived=True), user, session)
+def archive_chat(chat: str, request: Request, user: CurrentUser, session: DbSession) -> Response:
+    return update_chat(chat, UpdateChatRequest(archived=True), request, user, session)
 
 
 @router.post("/{chat}/unarchive", status_code=204, summary="Unarchive a chat")
-def unarchive_chat(chat: str, user: CurrentUser, session: DbSession) -> Response:
-    return update_chat(chat, UpdateChatRequest(archived=False), user, session)
+def unarchive_chat(chat: str, request: Request, user: CurrentUser, session: DbSession) -> Response:
+    return update_chat(chat, UpdateChatRequest(archived=False), request, user, session)
 
 
 @router.post("/{chat}/interrupt", summary="Stop the current run")
@@ -291,5 +325,5 @@ def interrupt_chat(
     if changed:
         writer = request.app.state.events
         writer.request_interrupt(row.id)
-        writer.publish(row.id, ev.status_event(row.id, row.status))
+        writer.publish(row.id, ev.status_event(row.id, row.status), watch=row)
     return render_chat(session, row)

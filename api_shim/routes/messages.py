@@ -12,6 +12,7 @@ from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from api_shim.routes.chats import InputPart, _dump_parts
 from models import chat_edits, chat_queries, chat_rules
+from models import files as chat_files
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
 from models.wire import message_json, queued_json
@@ -43,6 +44,13 @@ def _positive_int(raw: str | None, message: str) -> int | None:
     if value <= 0:
         raise BadRequest(message)
     return value
+
+
+def _with_warnings(body: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """CreateChatMessageResponse's ``warnings`` (omitted when empty)."""
+    if warnings:
+        body["warnings"] = warnings
+    return body
 
 
 @router.get("/{chat}/messages", summary="Page through a chat's messages")
@@ -89,7 +97,7 @@ def send_message(
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     behavior = chat_rules.parse_busy_behavior(body.busy_behavior)
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
     config_id = None
     if body.model_config_id is not None:
         config_id = chat_rules.resolve_model_config(session, body.model_config_id).id
@@ -100,6 +108,8 @@ def send_message(
         )
     if body.plan_mode is not None:
         row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
+    # Files are linked when the message is accepted, queued or not.
+    warnings = chat_files.link_files(session, row.id, chat_files.file_ids_in(parts))
     writer = request.app.state.events
     held_by_worker = row.status == ChatStatus.RUNNING and row.worker_id is not None
     if chat_rules.is_busy(row) and (behavior == BusyBehavior.QUEUE or held_by_worker):
@@ -120,7 +130,7 @@ def send_message(
         if behavior == BusyBehavior.INTERRUPT:
             writer.request_interrupt(row.id)
         writer.publish(row.id, ev.queue_event(row.id, snapshot))
-        return {"queued": True, "queued_message": queued_json(queued)}
+        return _with_warnings({"queued": True, "queued_message": queued_json(queued)}, warnings)
     message = chat_rules.add_message(
         session,
         row,
@@ -136,8 +146,9 @@ def send_message(
         row.id,
         ev.message_event(row.id, message_json(message)),
         ev.status_event(row.id, ChatStatus.PENDING),
+        watch=row,
     )
-    return {"queued": False, "message": message_json(message)}
+    return _with_warnings({"queued": False, "message": message_json(message)}, warnings)
 
 
 @router.patch(
@@ -158,9 +169,10 @@ def edit_message(
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     message_id = chat_edits.parse_message_id(message)
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content))
+    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
     was_held = row.status == ChatStatus.RUNNING and row.worker_id is not None
     edited = chat_edits.edit_user_message(session, row, message_id, parts)
+    warnings = chat_files.link_files(session, row.id, chat_files.file_ids_in(parts))
     defer(session, chat_step.message(str(row.id), row.generation, 1))
     session.commit()
     writer = request.app.state.events
@@ -173,5 +185,6 @@ def edit_message(
         ev.message_event(row.id, message_json(edited)),
         ev.queue_event(row.id, []),
         ev.status_event(row.id, ChatStatus.PENDING),
+        watch=row,
     )
-    return {"message": message_json(edited)}
+    return _with_warnings({"message": message_json(edited)}, warnings)

@@ -83,6 +83,7 @@ def promote_queued_message(
             ev.message_event(row.id, message_json(message)),
             ev.queue_event(row.id, _queue_snapshot(session, row)),
             ev.status_event(row.id, ChatStatus.PENDING),
+            watch=row,
         )
         return message_json(message)
     # [inferred] A worker holds the chat: it must persist the partial step before the promoted

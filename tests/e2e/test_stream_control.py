@@ -225,3 +225,22 @@ def test_busy_behavior_interrupt_stops_the_run_and_sends_next(farm: Farm, caller
     assert partial.startswith("tok0 tok1 tok2 tok3") and len(partial) < 400 * 5
     assert switched == "switched"
     assert caller.messages(chat["id"])["queued_messages"] == []
+
+
+def test_an_idle_stream_stays_open_and_delivers_later_events(farm: Farm, caller: Caller) -> None:
+    import threading
+
+    chat = caller.create_chat("[[reply: first]]")
+    caller.wait_status(chat["id"], "waiting")
+    # Idle longer than redis-py's default 5 s socket timeout, then send a follow-up: the same
+    # SSE connection must deliver it (a socket timeout used to kill idle relays).
+    timer = threading.Timer(6.5, lambda: caller.send(chat["id"], "[[reply: much later]]"))
+    timer.start()
+    try:
+        events = sse_events(farm.base_url, caller.token, chat["id"], timeout=30,
+                            until=lambda e: e["type"] == "message"
+                            and e["message"]["role"] == "assistant"
+                            and e["message"]["content"][0]["text"] == "much later")  # fmt: skip
+    finally:
+        timer.cancel()
+    assert events[-1][1]["message"]["content"][0]["text"] == "much later"
