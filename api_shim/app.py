@@ -14,7 +14,17 @@ from redis.asyncio import Redis as AsyncRedis
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
 from api_shim.errors import install_error_handlers
-from api_shim.routes import chats, files, messages, ops, queue, stream, watch, workspaces
+from api_shim.routes import (
+    chats,
+    files,
+    messages,
+    ops,
+    queue,
+    stream,
+    tool_results,
+    watch,
+    workspaces,
+)
 from models import db
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
@@ -57,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # watch before chats: GET /chats/watch must not be read as GET /chats/{chat}.
-    for module in (ops, workspaces, files, watch, chats, messages, queue, stream):
+    for module in (ops, workspaces, files, watch, chats, messages, queue, tool_results, stream):
         app.include_router(module.router)
 
     app.add_middleware(JsonBodies)

@@ -110,6 +110,8 @@ class WorkspaceProcess(SQLModel, table=True):
 class ToolCallStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    # A client-declared dynamic tool: the result comes from POST /chats/{chat}/tool-results.
+    CLIENT = "client"
     DONE = "done"
 
 

@@ -89,6 +89,20 @@ def error_event(chat_id: uuid.UUID | str, error: dict[str, Any]) -> dict[str, An
     return {"type": "error", "chat_id": str(chat_id), "error": error}
 
 
+def action_required_event(chat_id: uuid.UUID | str, calls: list[Any]) -> dict[str, Any]:
+    """The client must run these dynamic-tool calls (``args`` is a JSON string)."""
+    return {
+        "type": "action_required",
+        "chat_id": str(chat_id),
+        "action_required": {
+            "tool_calls": [
+                {"tool_call_id": c.id, "tool_name": c.name, "args": c.arguments or "{}"}
+                for c in calls
+            ]
+        },
+    }
+
+
 def retry_event(chat_id: uuid.UUID | str, retry: dict[str, Any]) -> dict[str, Any]:
     return {"type": "retry", "chat_id": str(chat_id), "retry": retry}
 

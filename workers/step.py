@@ -58,6 +58,8 @@ class TakenStep:
     tools: list[dict[str, Any]] = field(default_factory=list)
     # Set when the workspace's AGENTS.md and skills must be read (on this host) first.
     context_host: str | None = None
+    # Client-declared dynamic tools: their calls put the chat in requires_action.
+    client_tools: frozenset[str] = frozenset()
     # The chat as taken (running), for the owner's watch stream.
     watch: dict[str, Any] | None = None
 
@@ -166,7 +168,12 @@ def take_chat(
         files=load_prompt_files(session, rows),
     )
     taken.tools = toolset.offered_tools(
-        root_chat=chat.parent_chat_id is None, has_skills=has_skills
+        root_chat=chat.parent_chat_id is None,
+        has_skills=has_skills,
+        dynamic_tools=chat.dynamic_tools,
+    )
+    taken.client_tools = toolset.client_tool_names(chat.dynamic_tools) - (
+        toolset.PLATFORM_TOOLS | toolset.workspace_tool_names()
     )
     return taken
 
@@ -415,6 +422,11 @@ def persist_step(
             defer(session, chat_step.message(str(chat.id), next_generation, 1))
     if published:
         rt.events.publish(taken.chat_id, *published, watch=watch)
+    for event in published:
+        if event["type"] == "action_required" and watch is not None:
+            rt.events.watch(
+                "action_required", watch, tool_calls=event["action_required"]["tool_calls"]
+            )
     _count_usage(taken, output)
     return StepResult("persisted", detail="stopped" if output.stopped else "")
 
@@ -476,6 +488,7 @@ def _insert_step_rows(
             step_key=taken.step_key,
             calls=calls,
             workspace_tools=toolset.workspace_tool_names(),
+            client_tools=taken.client_tools,
         )
     row = session.get(ChatMessage, inserted)
     return [row] if row is not None else []
@@ -513,6 +526,13 @@ def _decide_next(
         # messages and the last one to finish sends the next step.
         chat.worker_id = None
         chat.heartbeat_at = utcnow()
+        client_calls = [c for c in output.tool_calls if c.name in taken.client_tools]
+        if client_calls:
+            # The client runs these (unsafe_dynamic_tools) and posts the results.
+            chat.status = ChatStatus.REQUIRES_ACTION
+            chat.updated_at = utcnow()
+            published.append(ev.action_required_event(chat.id, client_calls))
+            published.append(ev.status_event(chat.id, ChatStatus.REQUIRES_ACTION))
         return None
     promote_id = chat.interrupt_promote_id
     if held or promote_id is not None:

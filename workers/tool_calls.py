@@ -39,10 +39,21 @@ INTERRUPTED = "tool call was interrupted by a worker failure; it may or may not 
 
 
 def record_calls(
-    session: Session, chat: Chat, *, step_key: str, calls: list[Any], workspace_tools: set[str]
-) -> None:
-    """Insert the step's tool-call rows and defer one ``tool.run`` per call."""
+    session: Session,
+    chat: Chat,
+    *,
+    step_key: str,
+    calls: list[Any],
+    workspace_tools: frozenset[str] | set[str],
+    client_tools: frozenset[str] | set[str] = frozenset(),
+) -> list[ChatToolCall]:
+    """Insert the step's tool-call rows and defer one ``tool.run`` per call.
+
+    Calls of client-declared dynamic tools are not run here: they wait (status ``client``)
+    for ``POST /chats/{chat}/tool-results``. Returns those rows.
+    """
     host = _workspace_host(session, chat)
+    waiting: list[ChatToolCall] = []
     for position, call in enumerate(calls):
         row = ChatToolCall(
             chat_id=chat.id,
@@ -53,10 +64,16 @@ def record_calls(
             tool_name=call.name,
             args=call.parsed_args(),
         )
+        if call.name in client_tools:
+            row.status = ToolCallStatus.CLIENT
+            waiting.append(row)
         session.add(row)
         session.flush()
+        if call.name in client_tools:
+            continue
         queue = hosts.host_queue(host) if host and call.name in workspace_tools else Queue.DEFAULT
         defer(session, tool_run_message(row.id, queue))
+    return waiting
 
 
 def tool_run_message(call_id: uuid.UUID, queue: str) -> dramatiq.Message[Any]:
@@ -123,7 +140,14 @@ def complete(rt: WorkerRuntime, call_id: uuid.UUID, result: Any, is_error: bool)
 
 
 def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCall) -> None:
-    """If every call of the step is done, write the tool messages and send the next step."""
+    complete_step_if_done(session, row, rt.events.publish)
+
+
+def complete_step_if_done(session: Session, row: ChatToolCall, publish: Callable[..., Any]) -> None:
+    """If every call of the step is done, write the tool messages and send the next step.
+
+    Used by ``tool.run`` and by the API when a client posts dynamic-tool results.
+    """
     from workers.actors.chat import chat_step
 
     chat = session.exec(select(Chat).where(Chat.id == row.chat_id).with_for_update()).first()
@@ -177,7 +201,7 @@ def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCal
         chat.heartbeat_at = utcnow()
         defer(session, chat_step.message(str(chat.id), chat.generation, 1))
     session.info.setdefault("after_commit_events", []).append((chat.id, events))
-    _publish_after_commit(session, rt.events.publish)
+    _publish_after_commit(session, publish)
 
 
 def _publish_after_commit(session: Session, publish: Callable[..., Any]) -> None:

@@ -55,8 +55,19 @@ def _function(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def offered_tools(*, root_chat: bool, has_skills: bool) -> list[dict[str, Any]]:
-    """The tool definitions sent to the model for one step."""
+def client_tool_names(dynamic_tools: Any) -> frozenset[str]:
+    """Names of the chat's client-declared (``unsafe_dynamic_tools``) tools."""
+    return frozenset(t["name"] for t in dynamic_tools or [] if isinstance(t, dict) and "name" in t)
+
+
+def offered_tools(
+    *, root_chat: bool, has_skills: bool, dynamic_tools: Any = None
+) -> list[dict[str, Any]]:
+    """The tool definitions sent to the model for one step.
+
+    Client-declared tools whose names collide with a built-in tool are not offered (Coder
+    only notices the collision when the loop runs; refusing it here keeps built-ins safe).
+    """
     from workers.tools.registry import WORKSPACE_TOOLS, openai_tools
 
     tools = openai_tools(WORKSPACE_TOOLS)
@@ -64,6 +75,14 @@ def offered_tools(*, root_chat: bool, has_skills: bool) -> list[dict[str, Any]]:
         tools += [_function(n, s) for n, s in SKILL_TOOL_SPECS.items()]
     if root_chat:
         tools += [_function(n, s) for n, s in PLATFORM_TOOL_SPECS.items()]
+    taken = set(names(tools)) | SKILL_TOOLS | PLATFORM_TOOLS
+    for tool in dynamic_tools or []:
+        if isinstance(tool, dict) and tool.get("name") and tool["name"] not in taken:
+            spec = {
+                "description": tool.get("description") or "",
+                "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+            }
+            tools.append(_function(tool["name"], spec))
     return tools
 
 
