@@ -165,3 +165,41 @@ async def replay_after(
 def max_message_id(events: list[dict[str, Any]]) -> int:
     ids = [e["message"].get("id") or 0 for e in events if e["type"] == "message"]
     return max(ids, default=0)
+
+
+async def serve_read_only(websocket: Any, pump: Any, transport: str) -> None:
+    """Run ``pump`` (a coroutine sending frames) until it ends or the client goes away.
+
+    The socket is one-way: any frame from the client closes it with 1003. Counts the stream in
+    ``agentfarm_open_streams`` while it is open. An unexpected relay failure is logged and the
+    socket closed with 1011.
+    """
+    import asyncio
+    import logging
+
+    from starlette.websockets import WebSocketDisconnect
+
+    from agentfarm import metrics
+
+    metrics.OPEN_STREAMS.labels(transport).inc()
+    pump_task = asyncio.create_task(pump)
+    reader = asyncio.create_task(websocket.receive())
+    try:
+        done, _ = await asyncio.wait({pump_task, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if reader in done and reader.result().get("type") == "websocket.receive":
+            await websocket.close(code=1003, reason="this stream is read-only")
+        if pump_task in done and pump_task.exception() is not None:
+            raise pump_task.exception()  # type: ignore[misc]
+    except (WebSocketDisconnect, RuntimeError, ConnectionError):
+        pass
+    except Exception:  # noqa: BLE001 - report, then close
+        logging.getLogger("agentfarm.stream").exception("%s relay failed", transport)
+        try:
+            await websocket.close(code=1011)
+        except Exception:  # noqa: BLE001 - the socket may already be gone
+            pass
+    finally:
+        for task in (pump_task, reader):
+            task.cancel()
+        await asyncio.gather(pump_task, reader, return_exceptions=True)
+        metrics.OPEN_STREAMS.labels(transport).dec()

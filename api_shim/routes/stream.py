@@ -135,22 +135,9 @@ async def stream_ws(websocket: WebSocket, chat: str) -> None:
         await websocket.send_denial_response(JSONResponse(exc.body(), status_code=exc.status_code))
         return
     await websocket.accept()
-    metrics.OPEN_STREAMS.labels("websocket").inc()
-    pump = asyncio.create_task(_pump_ws(websocket, chat_id, after))
-    reader = asyncio.create_task(websocket.receive())
     try:
-        done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if reader in done and reader.result().get("type") == "websocket.receive":
-            await websocket.close(code=1003, reason="this stream is read-only")
-        if pump in done and pump.exception() is not None:
-            raise pump.exception()  # type: ignore[misc]
-    except (WebSocketDisconnect, RuntimeError, ConnectionError):
-        pass
+        await relay.serve_read_only(websocket, _pump_ws(websocket, chat_id, after), "websocket")
     finally:
-        for task in (pump, reader):
-            task.cancel()
-        await asyncio.gather(pump, reader, return_exceptions=True)
-        metrics.OPEN_STREAMS.labels("websocket").dec()
         await run_in_threadpool(_mark_read, chat_id)
 
 

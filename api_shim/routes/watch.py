@@ -14,7 +14,6 @@ WebSocket protocol pings are the server's job (uvicorn's ``ws_ping_interval``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from typing import Any
@@ -22,9 +21,8 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.websockets import WebSocketDisconnect
 
-from agentfarm import metrics
+from api_shim import relay
 from api_shim.deps import SESSION_COOKIE, SESSION_HEADER, authenticate
 from models import db
 from models.errors import ApiError, BadRequest
@@ -73,25 +71,9 @@ async def watch_ws(websocket: WebSocket) -> None:
     except BaseException:
         await pubsub.aclose()
         raise
-    metrics.OPEN_STREAMS.labels("watch").inc()
-    pump = asyncio.create_task(_pump(websocket, pubsub))
-    reader = asyncio.create_task(websocket.receive())
     try:
-        done, _ = await asyncio.wait({pump, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if reader in done and reader.result().get("type") == "websocket.receive":
-            await websocket.close(code=1003, reason="this stream is read-only")
-        if pump in done and pump.exception() is not None:
-            raise pump.exception()  # type: ignore[misc]
-    except (WebSocketDisconnect, RuntimeError, ConnectionError):
-        pass
-    except Exception:
-        log.exception("watch relay failed", extra={"owner_id": str(owner_id)})
-        await _close_quietly(websocket, 1011)
+        await relay.serve_read_only(websocket, _pump(websocket, pubsub), "watch")
     finally:
-        for task in (pump, reader):
-            task.cancel()
-        await asyncio.gather(pump, reader, return_exceptions=True)
-        metrics.OPEN_STREAMS.labels("watch").dec()
         await pubsub.aclose()
 
 
@@ -103,10 +85,3 @@ async def _pump(websocket: WebSocket, pubsub: Any) -> None:
             continue
         data = message["data"]
         await websocket.send_text(data.decode() if isinstance(data, bytes) else str(data))
-
-
-async def _close_quietly(websocket: WebSocket, code: int) -> None:
-    try:
-        await websocket.close(code=code)
-    except Exception:  # noqa: BLE001 - the socket may already be gone
-        pass
