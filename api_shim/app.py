@@ -21,6 +21,7 @@ from api_shim.routes import (
     ops,
     queue,
     stream,
+    titles,
     tool_results,
     watch,
     workspaces,
@@ -67,7 +68,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # watch before chats: GET /chats/watch must not be read as GET /chats/{chat}.
-    for module in (ops, workspaces, files, watch, chats, messages, queue, tool_results, stream):
+    for module in (
+        ops,
+        workspaces,
+        files,
+        watch,
+        chats,
+        messages,
+        queue,
+        tool_results,
+        titles,
+        stream,
+    ):
         app.include_router(module.router)
 
     app.add_middleware(JsonBodies)

@@ -6,11 +6,11 @@ import re
 import uuid
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models import chat_rules, db
 from models.chats import Chat, ChatMessage
-from models.enums import MessageRole
+from models.enums import ErrorKind, MessageRole
 from models.providers import ChatModelConfig
 from workers.llm import LLMError, complete_text
 from workers.runtime import WorkerRuntime
@@ -87,3 +87,72 @@ def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
         return "skipped: title changed meanwhile"
     rt.events.watch("title_change", row)
     return "updated"
+
+
+REGEN_TURNS = 3  # the first user turn, then the last three turns (reference §3.6)
+
+
+def transcript_for_title(session: Session, chat_id: uuid.UUID) -> str:
+    """The first user turn, a gap marker, and the last turns, as plain text for the model."""
+    rows = session.exec(
+        select(ChatMessage)
+        .where(
+            ChatMessage.chat_id == chat_id,
+            ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
+            ChatMessage.role.in_([MessageRole.USER, MessageRole.ASSISTANT]),  # type: ignore[attr-defined]
+        )
+        .order_by(sa.asc(ChatMessage.id))  # type: ignore[arg-type]
+    ).all()
+    turns = [(r.role, chat_rules.parts_text(r.content or [])) for r in rows]
+    turns = [(role, text) for role, text in turns if text.strip()]
+    if not turns:
+        return ""
+    first, tail = turns[0], turns[1:][-REGEN_TURNS * 2 :]
+    skipped = len(turns) - 1 - len(tail)
+    lines = [f"{first[0]}: {first[1]}"]
+    if skipped > 0:
+        lines.append(f"[… {skipped} earlier messages …]")
+    lines += [f"{role}: {text}" for role, text in tail]
+    return "\n".join(lines)
+
+
+def title_from_transcript(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
+    """Ask the chat's model for a title of the whole conversation (not persisted)."""
+    with db.session_scope() as session:
+        chat = session.get(Chat, chat_id)
+        if chat is None:
+            raise LLMError(ErrorKind.CONFIG, "chat not found", retryable=False)
+        config = session.get(ChatModelConfig, chat.last_model_config_id)
+        if config is None:
+            raise LLMError(ErrorKind.CONFIG, "the chat has no model", retryable=False)
+        try:
+            model = _resolve_model(session, rt, config)
+        except StepFailed as exc:
+            raise LLMError(ErrorKind.CONFIG, exc.message, retryable=False) from exc
+        transcript = transcript_for_title(session, chat_id)
+    raw = complete_text(
+        model,
+        [
+            {"role": "system", "content": TITLE_INSTRUCTION},
+            {"role": "user", "content": transcript or "New conversation"},
+        ],
+        timeout=rt.settings.title_timeout_s,
+        max_tokens=256,
+    )
+    title = normalize_title(raw)
+    if not title:
+        raise LLMError(ErrorKind.GENERIC, "the model returned an empty title", retryable=False)
+    return title
+
+
+def save_title(rt: WorkerRuntime, chat_id: uuid.UUID, title: str) -> None:
+    """Persist a regenerated title and tell the owner's watchers."""
+    with db.session_scope() as session:
+        row = session.execute(
+            sa.update(Chat)
+            .where(Chat.id == chat_id)
+            .values(title=title, updated_at=sa.func.now())
+            .returning(*WATCH_COLUMNS)
+        ).first()
+    if row is not None:
+        rt.events.watch("title_change", row)

@@ -91,3 +91,42 @@ def chat_recover_stale() -> None:
 def _message_id() -> str | None:
     message = CurrentMessage.get_current_message()
     return message.message_id if message is not None else None
+
+
+TITLE_JOB_TTL_S = 120
+
+
+def title_job_key(job_id: str) -> str:
+    return f"agentfarm:title-job:{job_id}"
+
+
+def title_lock_key(chat_id: str) -> str:
+    return f"chat:{chat_id}:title-regen"
+
+
+@dramatiq.actor(
+    actor_name="chat.title_job",
+    queue_name=Queue.DEFAULT,
+    max_retries=0,  # the API request waiting for it gives up after its own timeout
+    time_limit=2 * 60 * 1000,
+)
+def chat_title_job(chat_id: str, job_id: str, persist: bool) -> None:
+    """Regenerate (persist) or propose a title; the result is handed back through Redis."""
+    import json
+
+    from workers.llm import LLMError
+    from workers.titles import save_title, title_from_transcript
+
+    rt = get_runtime()
+    try:
+        title = title_from_transcript(rt, uuid.UUID(chat_id))
+        if persist:
+            save_title(rt, uuid.UUID(chat_id), title)
+        outcome: dict[str, str] = {"title": title}
+    except LLMError as exc:
+        outcome = {"error": exc.message}
+    finally:
+        if persist:
+            rt.redis.delete(title_lock_key(chat_id))
+    rt.redis.set(title_job_key(job_id), json.dumps(outcome), ex=TITLE_JOB_TTL_S)
+    log.info("title job %s", "ok" if "title" in outcome else "failed", extra={"chat_id": chat_id})
