@@ -143,7 +143,7 @@ def take_chat(
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
     config = _model_config(session, chat)
-    model = _resolve_model(session, rt, config)
+    model = resolve_model(session, rt, config)
     workspace = session.get(Workspace, chat.workspace_id) if chat.workspace_id else None
     taken = TakenStep(
         chat_id=chat_id,
@@ -237,7 +237,7 @@ def _model_config(session: Session, chat: Chat) -> ChatModelConfig:
     return config
 
 
-def _resolve_model(session: Session, rt: WorkerRuntime, config: ChatModelConfig) -> ResolvedModel:
+def resolve_model(session: Session, rt: WorkerRuntime, config: ChatModelConfig) -> ResolvedModel:
     provider = session.exec(
         select(ChatProvider).where(ChatProvider.provider == config.provider)
     ).first()

@@ -12,9 +12,9 @@ from models import chat_rules, db
 from models.chats import Chat, ChatMessage
 from models.enums import ErrorKind, MessageRole
 from models.providers import ChatModelConfig
-from workers.llm import LLMError, complete_text
+from workers.llm import LLMError, ResolvedModel, complete_text
 from workers.runtime import WorkerRuntime
-from workers.step import WATCH_COLUMNS, StepFailed, _resolve_model
+from workers.step import WATCH_COLUMNS, StepFailed, resolve_model
 
 TITLE_INSTRUCTION = (
     "Generate a short title for this conversation: 2 to 8 words, sentence case, plain text, "
@@ -34,6 +34,17 @@ def normalize_title(raw: str) -> str:
     return title[: chat_rules.TITLE_MAX_RUNES].rstrip()
 
 
+def _chat_model(session: Session, rt: WorkerRuntime, chat: Chat) -> ResolvedModel:
+    """The chat's model with its provider key, or an LLMError saying why not."""
+    config = session.get(ChatModelConfig, chat.last_model_config_id)
+    if config is None:
+        raise LLMError(ErrorKind.CONFIG, "the chat has no model", retryable=False)
+    try:
+        return resolve_model(session, rt, config)
+    except StepFailed as exc:
+        raise LLMError(ErrorKind.CONFIG, exc.message, retryable=False) from exc
+
+
 def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
     """Write a model title if the chat still has its fallback title. Returns the outcome."""
     with db.session_scope() as session:
@@ -51,12 +62,9 @@ def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
         fallback = chat_rules.fallback_title(users[0].content)
         if chat.title not in ("", fallback):
             return "skipped: title already set"
-        config = session.get(ChatModelConfig, chat.last_model_config_id)
-        if config is None:
-            return "skipped: no model"
         try:
-            model = _resolve_model(session, rt, config)
-        except StepFailed as exc:
+            model = _chat_model(session, rt, chat)
+        except LLMError as exc:
             return f"skipped: {exc.message}"
         prompt = chat_rules.parts_text(users[0].content)
     try:
@@ -122,13 +130,7 @@ def title_from_transcript(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
         chat = session.get(Chat, chat_id)
         if chat is None:
             raise LLMError(ErrorKind.CONFIG, "chat not found", retryable=False)
-        config = session.get(ChatModelConfig, chat.last_model_config_id)
-        if config is None:
-            raise LLMError(ErrorKind.CONFIG, "the chat has no model", retryable=False)
-        try:
-            model = _resolve_model(session, rt, config)
-        except StepFailed as exc:
-            raise LLMError(ErrorKind.CONFIG, exc.message, retryable=False) from exc
+        model = _chat_model(session, rt, chat)
         transcript = transcript_for_title(session, chat_id)
     raw = complete_text(
         model,

@@ -71,7 +71,7 @@ class UpdateChatRequest(BaseModel):
     plan_mode: str | None = None
 
 
-def _dump_parts(parts: list[InputPart] | None) -> list[dict[str, Any]] | None:
+def dump_parts(parts: list[InputPart] | None) -> list[dict[str, Any]] | None:
     if parts is None:
         return None
     return [p.model_dump(exclude_none=True) for p in parts]
@@ -144,7 +144,7 @@ def create_chat(
     org_id = _organization_for(session, user, body.organization_id)
     if body.system_prompt and len(body.system_prompt) > chat_rules.MAX_SYSTEM_PROMPT_CHARS:
         raise BadRequest("System prompt exceeds maximum length.")
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
+    parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
     workspace = None
     if body.workspace_id is not None:
         workspace = _usable_workspace(session, user, body.workspace_id)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from api_shim.routes.chats import InputPart, _dump_parts
+from api_shim.routes.chats import InputPart, dump_parts
 from models import chat_edits, chat_queries, chat_rules
 from models import files as chat_files
 from models.enums import BusyBehavior, ChatStatus
@@ -97,7 +97,7 @@ def send_message(
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     behavior = chat_rules.parse_busy_behavior(body.busy_behavior)
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
+    parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
     config_id = None
     if body.model_config_id is not None:
         config_id = chat_rules.resolve_model_config(session, body.model_config_id).id
@@ -169,7 +169,7 @@ def edit_message(
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     message_id = chat_edits.parse_message_id(message)
-    parts = chat_rules.parse_input_parts(_dump_parts(body.content), session=session, user=user)
+    parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
     was_held = row.status == ChatStatus.RUNNING and row.worker_id is not None
     edited = chat_edits.edit_user_message(session, row, message_id, parts)
     warnings = chat_files.link_files(session, row.id, chat_files.file_ids_in(parts))

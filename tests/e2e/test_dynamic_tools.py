@@ -29,7 +29,11 @@ def test_dynamic_tool_round_trip(farm: Farm, caller: Caller) -> None:
     (call,) = events[-1][1]["action_required"]["tool_calls"]
     assert call["tool_name"] == "get_weather" and json.loads(call["args"]) == {"city": "Oslo"}
     # The model was offered the client's tool.
-    offered = {t["function"]["name"] for t in farm.llm.requests[-1].get("tools", [])}
+    # (The step's request, not the concurrent title request, which carries no tools.)
+    step_request = next(
+        r for r in reversed(farm.llm.requests) if r.get("tools") and "Oslo" in json.dumps(r)
+    )
+    offered = {t["function"]["name"] for t in step_request["tools"]}
     assert "get_weather" in offered
 
     url = f"{CHATS}/{chat['id']}/tool-results"

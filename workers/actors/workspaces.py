@@ -6,7 +6,6 @@ is sent by the scheduler and only decides which workspaces to stop.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import uuid
 from pathlib import Path
@@ -88,18 +87,15 @@ def workspace_stop(workspace_id: str) -> None:
 
 
 def _kill_spooled(process_id: str) -> None:
-    meta = spool_dir() / process_id / "meta.json"
-    try:
-        import json
+    # The spool's own group signal: it refuses recycled pids and dead groups.
+    from workers.tools.spool import load_process
 
-        pgid = int(json.loads(meta.read_text()).get("pgid") or 0)
-    except (OSError, ValueError):
-        return
-    if pgid > 1:
+    proc = load_process(spool_dir(), process_id)
+    if proc is not None:
         try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            proc.signal_group(signal.SIGKILL)
+        except PermissionError:
+            log.warning("cannot signal process", extra={"process_id": process_id})
 
 
 AUTOSTOP_SQL = sa.text(

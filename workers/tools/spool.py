@@ -192,6 +192,13 @@ def chat_processes(spool: Path, chat_id: str) -> Iterator[TrackedProcess]:
     return iter(found)
 
 
+def load_process(spool: Path, process_id: str) -> TrackedProcess | None:
+    """A tracked process by id, whatever chat it belongs to (for workspace teardown)."""
+    if not process_id or "/" in process_id or process_id.startswith("."):
+        return None
+    return _load(spool / process_id)
+
+
 def _load(pdir: Path) -> TrackedProcess | None:
     try:
         meta = json.loads((pdir / "meta.json").read_text())
