@@ -38,6 +38,11 @@ LLM_TOKENS = Counter(
     "agentfarm_llm_tokens_total", "Tokens used, by direction", ["model", "direction"]
 )
 LLM_COST = Counter("agentfarm_llm_cost_micros_total", "Model cost in micro-dollars", ["model"])
+COMPACTIONS = Counter(
+    "agentfarm_compactions_total",
+    "Conversation compactions by status (compacted, failed, abandoned)",
+    ["model", "status"],
+)
 TIME_TO_FIRST_TOKEN = Histogram(
     "agentfarm_llm_time_to_first_token_seconds",
     "Time from request to the first streamed chunk",

@@ -24,12 +24,14 @@ from typing import Any
 
 MODEL_ID = "scripted"
 TITLE_MARKER = "Generate a short title"
+SUMMARY_MARKER = "Summarize the conversation so far"
 REJECTED_API_KEY = "reject-me"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _DIRECTIVE_RE = re.compile(r"\[\[\s*([A-Za-z_][\w-]*)\s*(?::(.*?))?\]\]", re.DOTALL)
 _TOOL_RE = re.compile(r"([\w.-]+)\s*(.*)", re.DOTALL)
 _PIECE_RE = re.compile(r"\S+\s*|\s+")
+_PLACEHOLDER_RE = re.compile(r"\{\{(\d+)\.([\w-]+)\}\}")
 _ERROR_KINDS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "bad_request"),
     401: ("authentication_error", "invalid_api_key"),
@@ -144,20 +146,50 @@ def plan_response(body: dict[str, Any]) -> Script:
     directives = parse_directives(user_text)
     if _is_title_request(messages):
         return Script(content=_title(user_text, directives))
+    if _has_marker(messages, SUMMARY_MARKER):
+        return _summary(user_text, directives)
     script = Script(reasoning="\n".join(directives.get("reasoning", [])))
     _apply_timing(script, directives)
-    if messages and messages[-1].get("role") == "tool":
-        script.content = _after_tools_text(messages, directives)
-        return script
     conv = conversation_hash(messages)
+    if messages and messages[-1].get("role") == "tool":
+        # Round N+1 of tool calls ([[toolN+1: ...]]) when the script has one, else the reply.
+        rounds = _tool_rounds(messages)
+        later = directives.get(f"tool{rounds + 1}", [])
+        if not later:
+            script.content = _after_tools_text(messages, directives)
+            return script
+        results = _trailing_results(messages)
+        script.tool_calls = [_tool_call(_fill(a, results), conv, i) for i, a in enumerate(later)]
+        return script
     script.tool_calls = [_tool_call(a, conv, i) for i, a in enumerate(directives.get("tool", []))]
     script.content = _content(user_text, directives, bool(script.tool_calls))
     return script
 
 
 def _is_title_request(messages: list[dict[str, Any]]) -> bool:
+    return _has_marker(messages, TITLE_MARKER)
+
+
+def _has_marker(messages: list[dict[str, Any]], marker: str) -> bool:
+    """A system or developer message, or the first message, contains ``marker``."""
     candidates = [m for m in messages if m.get("role") in ("system", "developer")] + messages[:1]
-    return any(TITLE_MARKER in message_text(m) for m in candidates)
+    return any(marker in message_text(m) for m in candidates)
+
+
+def _summary(user_text: str, directives: dict[str, list[str]]) -> Script:
+    """A conversation-summary request: only the ``summary*`` directives apply."""
+    if directives.get("summary"):
+        script = Script(content=directives["summary"][-1])
+    else:
+        script = Script(content="Summary: " + " ".join(strip_directives(user_text).split())[:200])
+    if "summary_fail" in directives:
+        script.fail_status = _first_number(directives, "summary_fail")
+        if not 400 <= script.fail_status <= 599:
+            raise DirectiveError(f"[[summary_fail]]: status {script.fail_status} is not 4xx/5xx")
+        script.fail_times = _numbers(directives, "summary_fail")[1].get("times", 1)
+    if "summary_stall_ms" in directives:
+        script.stall_s = _first_number(directives, "summary_stall_ms") / 1000
+    return script
 
 
 def _title(user_text: str, directives: dict[str, list[str]]) -> str:
@@ -197,11 +229,51 @@ def _after_tools_text(messages: list[dict[str, Any]], directives: dict[str, list
     return "Tool results received: " + "; ".join(results)
 
 
+def _tool_rounds(messages: list[dict[str, Any]]) -> int:
+    """Assistant messages with tool calls since the latest user message."""
+    rounds = 0
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            break
+        if message.get("role") == "assistant" and message.get("tool_calls"):
+            rounds += 1
+    return rounds
+
+
+def _trailing_results(messages: list[dict[str, Any]]) -> list[Any]:
+    """The trailing tool messages' contents, JSON-decoded where possible, in order."""
+    trailing: list[Any] = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        text = message_text(message)
+        try:
+            trailing.insert(0, json.loads(text))
+        except ValueError:
+            trailing.insert(0, text)
+    return trailing
+
+
+def _fill(args: str, results: list[Any]) -> str:
+    """Replace ``{{N.key}}`` with field ``key`` of the N-th trailing tool result."""
+
+    def value(match: re.Match[str]) -> str:
+        index, key = int(match.group(1)), match.group(2)
+        result = results[index] if index < len(results) else None
+        if isinstance(result, dict) and key in result:
+            return str(result[key])
+        return ""
+
+    return _PLACEHOLDER_RE.sub(value, args)
+
+
 def _tool_call(args: str, conv: str, index: int) -> ToolCall:
     match = _TOOL_RE.fullmatch(args)
     if match is None:
         raise DirectiveError(f"[[tool: {args}]]: expected 'NAME {{json args}}'")
-    name, arguments = match.group(1), match.group(2).strip() or "{}"
+    # \[ and \] let arguments carry directives for another chat (a subagent's prompt).
+    arguments = match.group(2).strip().replace("\\[", "[").replace("\\]", "]")
+    name, arguments = match.group(1), arguments or "{}"
     digest = hashlib.sha256(f"{conv}:{index}:{name}:{arguments}".encode()).hexdigest()
     return ToolCall(id=f"call_{digest[:24]}", name=name, arguments=arguments)
 

@@ -16,17 +16,22 @@ from agentfarm.settings import Settings, get_settings
 from api_shim.errors import install_error_handlers
 from api_shim.routes import (
     chats,
+    config,
     files,
     messages,
+    model_configs,
     ops,
+    providers,
     queue,
     stream,
     titles,
     tool_results,
+    user_keys,
     watch,
     workspaces,
 )
 from models import db
+from models.crypto import SecretBox
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
 
@@ -67,12 +72,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # watch before chats: GET /chats/watch must not be read as GET /chats/{chat}.
+    # Provider and user API keys are encrypted with these (Fernet keys, newest first).
+    app.state.secrets = SecretBox(settings.encryption_key_list)
+    # watch (and providers, model-configs, user-provider-configs) before chats:
+    # GET /chats/watch must not be read as GET /chats/{chat}.
     for module in (
         ops,
+        config,
         workspaces,
         files,
         watch,
+        providers,
+        model_configs,
+        user_keys,
         chats,
         messages,
         queue,

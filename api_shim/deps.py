@@ -1,4 +1,4 @@
-"""Request dependencies: the database session and the authenticated user."""
+"""Request dependencies: the database session, the authenticated user, role checks, secrets."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from models import db
 from models.base import utcnow
+from models.crypto import SecretBox
 from models.enums import SiteRole
 from models.errors import BadRequest, Forbidden, Unauthorized
 from models.identity import User
@@ -78,6 +79,34 @@ def require_agents_access(user: User) -> None:
     roles = set(user.rbac_roles or [])
     if not roles & {SiteRole.AGENTS_ACCESS, SiteRole.OWNER}:
         raise Forbidden("Forbidden.", detail="You need the agents-access role to use chats.")
+
+
+# Site roles that may change deployment settings (Coder's "update DeploymentConfig"). The RBAC
+# part of issue 5 can widen this or swap require_owner for a per-action permission check.
+ADMIN_ROLES: frozenset[str] = frozenset({SiteRole.OWNER})
+
+
+def require_owner(user: User) -> None:
+    """Admin-only actions (providers, model configs, deployment settings): 403 otherwise."""
+    if not set(user.rbac_roles or []) & ADMIN_ROLES:
+        raise Forbidden("Forbidden.", detail="This action needs the owner role.")
+
+
+def owner_user(user: CurrentUser) -> User:
+    require_owner(user)
+    return user
+
+
+# The authenticated user, who must hold an admin role (use as a route dependency).
+OwnerUser = Annotated[User, Depends(owner_user)]
+
+
+def secret_box(request: Request) -> SecretBox:
+    """The app's SecretBox (Fernet keys from AGENTFARM_ENCRYPTION_KEYS)."""
+    return request.app.state.secrets  # type: ignore[no-any-return]
+
+
+Secrets = Annotated[SecretBox, Depends(secret_box)]
 
 
 def parse_uuid(value: str, what: str = "UUID") -> uuid.UUID:

@@ -3,7 +3,7 @@
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
 from models.files import ChatFile, ChatFileLink
 from models.identity import ApiKey, Organization, OrganizationMember, User
-from models.providers import ChatModelConfig, ChatProvider
+from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
 from models.workspaces import (
     ChatToolCall,
     SiteConfig,
@@ -27,6 +27,7 @@ __all__ = [
     "SiteConfig",
     "Template",
     "User",
+    "UserChatProviderKey",
     "Workspace",
     "WorkspaceProcess",
 ]

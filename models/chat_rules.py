@@ -413,9 +413,10 @@ def promote_queued(
     return msg
 
 
-def interrupt(chat: Chat, *, promote_id: int | None = None) -> bool:
-    """Stop the current run (Coder: a pending chat stays pending). Returns True if it changed."""
-    if chat.status == ChatStatus.PENDING and promote_id is None:
+def interrupt(chat: Chat, *, promote_id: int | None = None, stop_pending: bool = False) -> bool:
+    """Stop the current run (Coder: a pending chat stays pending, unless ``stop_pending``, as
+    close_agent wants). Returns True if it changed."""
+    if chat.status == ChatStatus.PENDING and promote_id is None and not stop_pending:
         return False
     if chat.status not in (ChatStatus.RUNNING, ChatStatus.PENDING, ChatStatus.REQUIRES_ACTION):
         return False

@@ -62,6 +62,39 @@ PROVIDERS: tuple[str, ...] = (
     "vercel",
 )
 
+# Each provider's routing prefix in litellm (``<prefix>/<model>``). openai-compat endpoints
+# speak OpenAI's protocol at their own base URL, so litellm's ``openai`` client serves them.
+LITELLM_PREFIX: dict[str, str] = {
+    "anthropic": "anthropic",
+    "azure": "azure",
+    "bedrock": "bedrock",
+    "google": "gemini",
+    "openai": "openai",
+    "openai-compat": "openai",
+    "openrouter": "openrouter",
+    "vercel": "vercel_ai_gateway",
+}
+
+# Names shown for providers that have no row yet (reference §5.1's list).
+PROVIDER_DISPLAY_NAMES: dict[str, str] = {
+    "anthropic": "Anthropic",
+    "azure": "Azure OpenAI",
+    "bedrock": "AWS Bedrock",
+    "google": "Google",
+    "openai": "OpenAI",
+    "openai-compat": "OpenAI Compatible",
+    "openrouter": "OpenRouter",
+    "vercel": "Vercel AI Gateway",
+}
+
+
+class UnavailableReason(StrEnum):
+    """Why a provider cannot serve a user (reference §1.2, §5.2)."""
+
+    MISSING_API_KEY = "missing_api_key"
+    FETCH_FAILED = "fetch_failed"
+    USER_API_KEY_REQUIRED = "user_api_key_required"
+
 
 class SiteRole(StrEnum):
     OWNER = "owner"

@@ -62,6 +62,12 @@ class PayloadTooLarge(ApiError):
     status_code = 413
 
 
+class ServiceUnavailable(ApiError):
+    """The server cannot do this as configured (e.g. no encryption key for secrets)."""
+
+    status_code = 503
+
+
 def chat_not_found() -> NotFound:
     """The 404 for a chat that does not exist or that the caller may not see."""
     return NotFound("Resource not found or you do not have access to this resource")

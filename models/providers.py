@@ -1,4 +1,4 @@
-"""LLM providers and model configs (reference §2.4)."""
+"""LLM providers, model configs and users' own provider keys (reference §2.4)."""
 
 from __future__ import annotations
 
@@ -91,5 +91,32 @@ class ChatModelConfig(SQLModel, table=True):
     compression_threshold: int = int_field(70)
     # ChatModelCallConfig: max_output_tokens, temperature, ..., cost{...per_million_tokens}.
     options: dict[str, Any] = jsonb({}, "{}")
+    # agentfarm extension: options.cost was filled from litellm's bundled price map because
+    # the admin left it blank (see models.pricing); shown as ``pricing_source`` on the wire.
+    cost_is_default: bool = bool_field(False)
+    created_at: datetime = created_at()
+    updated_at: datetime = updated_at()
+
+
+class UserChatProviderKey(SQLModel, table=True):
+    """A user's own API key for one provider (BYOK, reference §2.4)."""
+
+    __tablename__ = "user_chat_provider_keys"
+    __table_args__ = (
+        sa.CheckConstraint("api_key <> ''", name="user_chat_provider_keys_api_key_check"),
+        sa.UniqueConstraint(
+            "user_id",
+            "chat_provider_id",
+            name="user_chat_provider_keys_user_id_chat_provider_id_key",
+        ),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    user_id: uuid.UUID = fk_uuid("users.id", ondelete="CASCADE", nullable=False)
+    chat_provider_id: uuid.UUID = fk_uuid("chat_providers.id", ondelete="CASCADE", nullable=False)
+    # Fernet ciphertext of the key; never returned by the API.
+    api_key: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    # Digest of the encryption key that produced api_key.
+    api_key_key_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime = created_at()
     updated_at: datetime = updated_at()

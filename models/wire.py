@@ -17,6 +17,7 @@ INTERNAL_PART_KEYS = frozenset(
         "provider_metadata",
         "skill_dir",
         "context_file_skill_meta_file",
+        "compaction_boundary_id",  # on a summary (visibility model, so never sent anyway)
     }
 )
 

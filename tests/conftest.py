@@ -24,7 +24,7 @@ for _name in list(os.environ):
         del os.environ[_name]
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-pytest_plugins = ["tests.fixtures.farm"]
+pytest_plugins = ["tests.fixtures.farm", "tests.fixtures.providers"]
 
 
 @pytest.fixture(scope="session")

@@ -21,24 +21,13 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import httpx  # noqa: E402
 import litellm  # noqa: E402
 
-from models.enums import ErrorKind  # noqa: E402
+from models.enums import LITELLM_PREFIX, ErrorKind  # noqa: E402
+from models.model_options import reasoning_effort_for  # noqa: E402
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
 litellm.disable_hf_tokenizer_download = True
 litellm.turn_off_message_logging = True
-
-# Our provider names → litellm's routing prefixes.
-LITELLM_PREFIX = {
-    "anthropic": "anthropic",
-    "azure": "azure",
-    "bedrock": "bedrock",
-    "google": "gemini",
-    "openai": "openai",
-    "openai-compat": "openai",
-    "openrouter": "openrouter",
-    "vercel": "vercel_ai_gateway",
-}
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504, 529}
 _NON_RETRYABLE_PATTERNS = (
@@ -233,9 +222,14 @@ def completion_kwargs(model: ResolvedModel, *, first_chunk_timeout: float) -> di
         kwargs["api_base"] = model.base_url
     if opts.get("max_output_tokens"):
         kwargs["max_tokens"] = int(opts["max_output_tokens"])
-    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+    for key in ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty"):
         if opts.get(key) is not None:
             kwargs[key] = opts[key]
+    # Validated per provider when the model config was saved (models.model_options);
+    # litellm maps it to each provider's own setting (e.g. Anthropic's thinking budget).
+    effort = reasoning_effort_for(model.provider, opts)
+    if effort:
+        kwargs["reasoning_effort"] = effort
     return kwargs
 
 

@@ -1,4 +1,11 @@
-"""Stored chat messages → the OpenAI-shaped message list litellm takes."""
+"""Stored chat messages → the OpenAI-shaped message list litellm takes.
+
+The prompt is compaction-aware (reference §2.8, §3.4): once a chat has a summary, the model
+sees the non-compressed system messages up to the summary's boundary, the summary, then every
+non-compressed message after the boundary. The boundary is the id of the last message the
+summary covers (``SUMMARY_BOUNDARY_KEY`` on the summary's text part), not the summary row's
+own id, so a message inserted while the summary was being written is never dropped.
+"""
 
 from __future__ import annotations
 
@@ -20,22 +27,63 @@ from models.files import ChatFile, file_ids_in, load_files
 # Text-like files are inlined into the prompt up to this many bytes.
 MAX_INLINE_FILE_BYTES = 64 * 1024
 
+# The id of the last message a summary covers, on the summary row's text part (internal).
+SUMMARY_BOUNDARY_KEY = "compaction_boundary_id"
+# Heads the summary in the prompt, so the model knows what the text is.
+SUMMARY_PREAMBLE = "Summary of the earlier conversation (older messages were compacted):"
+# Sent after a summary that nothing follows yet (compaction in the middle of a turn), so the
+# request still ends with a user message, as every provider accepts.
+CONTINUE_FROM_SUMMARY = "Continue with the task from the summary above."
+
+_MODEL_VISIBLE = [MessageVisibility.MODEL, MessageVisibility.BOTH]
+
+
+def _visible_to_model(chat_id: uuid.UUID) -> Any:
+    return select(ChatMessage).where(
+        ChatMessage.chat_id == chat_id,
+        ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
+        ChatMessage.visibility.in_(_MODEL_VISIBLE),  # type: ignore[attr-defined]
+    )
+
+
+def latest_summary(session: Session, chat_id: uuid.UUID) -> ChatMessage | None:
+    """The chat's newest compaction summary (a compressed system message), if any."""
+    return session.exec(
+        _visible_to_model(chat_id)
+        .where(ChatMessage.compressed.is_(True), ChatMessage.role == MessageRole.SYSTEM)  # type: ignore[attr-defined]
+        .order_by(sa.desc(ChatMessage.id))  # type: ignore[arg-type]
+        .limit(1)
+    ).first()
+
+
+def summary_boundary(summary: ChatMessage) -> int:
+    """The id of the last message ``summary`` covers (its own id for a summary without one)."""
+    for part in summary.content or []:
+        if isinstance(part.get(SUMMARY_BOUNDARY_KEY), int):
+            return int(part[SUMMARY_BOUNDARY_KEY])
+    assert summary.id is not None
+    return summary.id
+
 
 def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[ChatMessage]:
-    """Messages the model sees: visibility model/both, not deleted, in insertion order."""
-    return list(
-        session.exec(
-            select(ChatMessage)
-            .where(
-                ChatMessage.chat_id == chat_id,
-                ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
-                ChatMessage.visibility.in_(  # type: ignore[attr-defined]
-                    [MessageVisibility.MODEL, MessageVisibility.BOTH]
-                ),
-            )
-            .order_by(sa.asc(ChatMessage.id))  # type: ignore[arg-type]
+    """Messages the model sees, in insertion order: visibility model/both, not deleted.
+
+    With a summary: the non-compressed system messages up to its boundary, the summary, then
+    the non-compressed messages after the boundary. Other compressed rows (the summary's
+    tool call and result, older summaries) are for the UI only.
+    """
+    summary = latest_summary(session, chat_id)
+    stmt = _visible_to_model(chat_id).where(ChatMessage.compressed.is_(False))  # type: ignore[attr-defined]
+    if summary is not None:
+        boundary = summary_boundary(summary)
+        stmt = stmt.where(
+            sa.or_(ChatMessage.role == MessageRole.SYSTEM, ChatMessage.id > boundary)  # type: ignore[operator]
         )
-    )
+    rows = list(session.exec(stmt.order_by(sa.asc(ChatMessage.id))))  # type: ignore[arg-type]
+    if summary is None:
+        return rows
+    head = [r for r in rows if r.id is not None and r.id <= boundary]
+    return [*head, summary, *rows[len(head) :]]
 
 
 def load_prompt_files(session: Session, rows: list[ChatMessage]) -> dict[uuid.UUID, ChatFile]:
@@ -53,9 +101,10 @@ def to_llm_messages(
     """Convert rows to chat-completions messages (one tool message per tool result).
 
     ``workspace_line`` (Coder's workspace-awareness system line) follows the leading system
-    messages. Persisted ``context-file``/``skill`` parts become instruction text. ``file``
-    parts of user messages are resolved from ``files`` (see ``load_prompt_files``): images
-    become ``image_url`` parts, text-like files a text block, anything else a placeholder.
+    messages (a compaction summary among them). Persisted ``context-file``/``skill`` parts
+    become instruction text. ``file`` parts of user messages are resolved from ``files`` (see
+    ``load_prompt_files``): images become ``image_url`` parts, text-like files a text block,
+    anything else a placeholder.
     """
     from workers.context_files import context_prompt
 
@@ -66,7 +115,9 @@ def to_llm_messages(
             out.append({"role": "system", "content": workspace_line})
             workspace_line = ""
         text = "\n\n".join(t for t in (context_prompt(parts), parts_text(parts)) if t)
-        if row.role == MessageRole.SYSTEM:
+        if row.role == MessageRole.SYSTEM and row.compressed:
+            out.append({"role": "system", "content": f"{SUMMARY_PREAMBLE}\n\n{text}"})
+        elif row.role == MessageRole.SYSTEM:
             out.append({"role": "system", "content": text})
         elif row.role == MessageRole.USER:
             out.append(_user(text, parts, files or {}))
@@ -74,6 +125,11 @@ def to_llm_messages(
             out.append(_assistant(parts))
         elif row.role == MessageRole.TOOL:
             out.extend(_tool_results(parts))
+    if any(r.compressed for r in rows) and all(r.role == MessageRole.SYSTEM for r in rows):
+        # Nothing but system messages around the summary: compacted in the middle of a turn.
+        if workspace_line:
+            out.append({"role": "system", "content": workspace_line})
+        out.append({"role": "user", "content": CONTINUE_FROM_SUMMARY})
     return out
 
 
@@ -144,3 +200,43 @@ def _json_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"))
+
+
+def transcript(rows: list[ChatMessage], *, clip: int) -> str:
+    """The rows as plain text (e.g. for a summary): one block per message, a summary marked as
+    such, tool-call arguments and tool results cut to ``clip`` characters."""
+
+    def clipped(value: Any) -> str:
+        text = _json_text(value)
+        return text if len(text) <= clip else f"{text[:clip]}… [{len(text)} chars]"
+
+    blocks: list[str] = []
+    for row in rows:
+        parts = row.content or []
+        if row.compressed:
+            blocks.append(f"[summary of the conversation before this point]\n{parts_text(parts)}")
+        elif row.role == MessageRole.USER:
+            files = [
+                f"[file: {p.get('name') or p.get('file_id')}]" for p in parts if _is(p, "file")
+            ]
+            blocks.append("user: " + "\n".join([parts_text(parts), *files]).strip())
+        elif row.role == MessageRole.ASSISTANT:
+            lines = [p.get("text", "") for p in parts if _is(p, "text")]
+            lines += [
+                f"[called {p.get('tool_name')} {clipped(p.get('args'))}]"
+                for p in parts
+                if _is(p, "tool-call")
+            ]
+            blocks.append("assistant: " + "\n".join(line for line in lines if line))
+        elif row.role == MessageRole.TOOL:
+            blocks += [
+                f"[result of {p.get('tool_name')}{' (error)' if p.get('is_error') else ''}] "
+                + clipped(p.get("result"))
+                for p in parts
+                if _is(p, "tool-result")
+            ]
+    return "\n\n".join(blocks)
+
+
+def _is(part: dict[str, Any], kind: str) -> bool:
+    return part.get("type") == kind

@@ -80,7 +80,9 @@ LOST_TOOL_CALLS_SQL = sa.text(
     SELECT tc.id, w.host, tc.tool_name FROM chat_tool_calls tc
       JOIN chats c ON c.id = tc.chat_id
       LEFT JOIN workspaces w ON w.id = c.workspace_id
-     WHERE tc.status = 'queued' AND tc.created_at < now() - make_interval(secs => :after)
+     WHERE tc.status = 'queued'
+       -- started_at: the last check of a call that waits (wait_agent) between checks
+       AND coalesce(tc.started_at, tc.created_at) < now() - make_interval(secs => :after)
     """
 )
 
@@ -90,6 +92,7 @@ def recover_tool_calls(rt: WorkerRuntime) -> int:
     from workers import tool_calls, toolset
     from workers.hosts import host_queue
     from workers.queues import Queue
+    from workers.subagents import SPAWN_TOOLS
 
     dead = tool_calls.interrupted_calls(rt)
     for call_id in dead:
@@ -98,6 +101,9 @@ def recover_tool_calls(rt: WorkerRuntime) -> int:
         lost = session.execute(LOST_TOOL_CALLS_SQL, {"after": 120.0}).all()
         workspace_tools = toolset.workspace_tool_names()
         for call_id, host, tool in lost:
+            if tool in SPAWN_TOOLS:
+                defer(session, tool_calls.spawn_message(call_id))
+                continue
             queue = host_queue(host) if host and tool in workspace_tools else Queue.DEFAULT
             defer(session, tool_calls.tool_run_message(call_id, queue))
     return len(dead)

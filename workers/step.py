@@ -15,72 +15,41 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session, select
 
 from agentfarm import metrics
-from models import chat_rules, db
+from models import chat_rules, db, key_policy
 from models.base import utcnow
 from models.chats import Chat, ChatMessage
-from models.costs import cost_micros
 from models.crypto import SecretsUnavailable
-from models.enums import ChatStatus, ErrorKind, MessageRole
+from models.enums import ChatStatus, MessageRole, PlanMode
 from models.providers import ChatModelConfig, ChatProvider
-from models.wire import message_json, queued_json
 from models.workspaces import Workspace, WorkspaceStatus
 from workers import events as ev
-from workers import hosts, tool_calls, toolset
+from workers import hosts, plan_mode, toolset
 from workers.broker import get_broker
+from workers.compaction import compact_before_step, compaction_due
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
 from workers.prompt import load_prompt_files, load_prompt_rows, to_llm_messages
 from workers.runtime import Lease, WorkerRuntime
+from workers.step_persist import count_usage, persist_step
+from workers.step_types import StepFailed, StepResult, TakenStep
+
+__all__ = [
+    "StepFailed",
+    "StepResult",
+    "TakenStep",
+    "count_usage",
+    "persist_step",
+    "resolve_model",
+    "run_step",
+]
 
 log = logging.getLogger("agentfarm.step")
-
-
-@dataclass
-class TakenStep:
-    """What the take phase hands to the model phase."""
-
-    chat_id: uuid.UUID
-    generation: int
-    step_key: str
-    fresh_run: bool
-    model: ResolvedModel
-    model_config_id: uuid.UUID
-    options: dict[str, Any]
-    messages: list[dict[str, Any]]
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    # Set when the workspace's AGENTS.md and skills must be read (on this host) first.
-    context_host: str | None = None
-    # Client-declared dynamic tools: their calls put the chat in requires_action.
-    client_tools: frozenset[str] = frozenset()
-    # The chat as taken (running), for the owner's watch stream.
-    watch: dict[str, Any] | None = None
-
-
-@dataclass
-class StepResult:
-    """What happened, for the actor's log line and for tests."""
-
-    outcome: str
-    retry_delay_ms: int | None = None
-    detail: str = ""
-    model: str | None = None
-
-
-class StepFailed(Exception):
-    """A terminal failure before the model was called (configuration, step limit)."""
-
-    def __init__(self, message: str, kind: ErrorKind = ErrorKind.CONFIG):
-        super().__init__(message)
-        self.message = message
-        self.kind = kind
 
 
 def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt: int) -> StepResult:
@@ -97,6 +66,13 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
         rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.RUNNING), watch=taken.watch)
     if taken.context_host is not None:
         return _inject_context_first(rt, taken)
+    if taken.compaction is not None:
+        compacted = compact_before_step(rt, taken)
+        if compacted is not None and compacted.outcome == "compacted":
+            # Summary stored, chat released: take it again to build the prompt from it.
+            return run_step(rt, chat_id=chat_id, generation=generation, attempt=attempt)
+        if compacted is not None:
+            return compacted
     lease = rt.leases.acquire(chat_id)
     started = time.monotonic()
     try:
@@ -143,7 +119,7 @@ def take_chat(
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
     config = _model_config(session, chat)
-    model = resolve_model(session, rt, config)
+    model = resolve_model(session, rt, config, owner_id=chat.owner_id)
     workspace = session.get(Workspace, chat.workspace_id) if chat.workspace_id else None
     taken = TakenStep(
         chat_id=chat_id,
@@ -160,21 +136,22 @@ def take_chat(
         assert workspace is not None
         taken.context_host = workspace.host
         return taken
+    taken.compaction = compaction_due(session, chat_id, config)
     rows = load_prompt_rows(session, chat_id)
     has_skills = any(p.get("type") == "skill" for r in rows for p in r.content or [])
+    workspace_line = _workspace_line(workspace)
+    if chat.plan_mode == PlanMode.PLAN:
+        directory = workspace.directory if workspace is not None else None
+        workspace_line += "\n\n" + plan_mode.plan_prompt(session, chat, directory or None)
     taken.messages = to_llm_messages(
-        rows,
-        workspace_line=_workspace_line(workspace),
-        files=load_prompt_files(session, rows),
+        rows, workspace_line=workspace_line, files=load_prompt_files(session, rows)
     )
     taken.tools = toolset.offered_tools(
-        root_chat=chat.parent_chat_id is None,
+        chat,
         has_skills=has_skills,
-        dynamic_tools=chat.dynamic_tools,
+        computer_use=chat.parent_chat_id is None and toolset.computer_use_enabled(session),
     )
-    taken.client_tools = toolset.client_tool_names(chat.dynamic_tools) - (
-        toolset.PLATFORM_TOOLS | toolset.workspace_tool_names()
-    )
+    taken.client_tools = toolset.client_tools(chat)
     return taken
 
 
@@ -237,20 +214,36 @@ def _model_config(session: Session, chat: Chat) -> ChatModelConfig:
     return config
 
 
-def resolve_model(session: Session, rt: WorkerRuntime, config: ChatModelConfig) -> ResolvedModel:
+def resolve_model(
+    session: Session,
+    rt: WorkerRuntime,
+    config: ChatModelConfig,
+    *,
+    owner_id: uuid.UUID | None = None,
+) -> ResolvedModel:
+    """The model config with the API key the key policy picks for the chat's owner (§5.2).
+
+    The owner's own key, the provider's central key, or (Bedrock) ambient credentials; a
+    provider that cannot serve the owner fails the turn with the §5.2 reason. Without an
+    ``owner_id`` only what a user with no key of their own may use is considered.
+    """
     provider = session.exec(
         select(ChatProvider).where(ChatProvider.provider == config.provider)
     ).first()
     if provider is None or not provider.enabled:
         raise StepFailed(f"Chat provider {config.provider!r} is not configured or is disabled.")
+    if owner_id is not None:
+        choice = key_policy.resolve_for_user(session, provider, owner_id)
+    else:
+        choice = key_policy.resolve(provider, None)
+    if not choice.available:
+        raise StepFailed(key_policy.unavailable_message(provider, choice.reason))
     api_key: str | None = None
-    if provider.api_key:
+    if choice.ciphertext:
         try:
-            api_key = rt.secrets.decrypt(provider.api_key)
+            api_key = rt.secrets.decrypt(choice.ciphertext)
         except SecretsUnavailable as exc:
-            raise StepFailed(f"provider key unavailable: {exc}") from exc
-    if not api_key and provider.central_api_key_enabled:
-        raise StepFailed(f"Provider {config.provider!r} has no API key (missing_api_key).")
+            raise StepFailed(f"{choice.source} API key unavailable: {exc}") from exc
     return ResolvedModel(
         provider=config.provider,
         model=config.model,
@@ -362,7 +355,9 @@ def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLME
             .where(
                 Chat.id == chat_id,
                 Chat.generation == generation,
-                Chat.status == ChatStatus.RUNNING,
+                # pending: a failure while taking the chat (e.g. its provider is unavailable
+                # to the owner) rolled the take back; generation still pins it to this run.
+                Chat.status.in_((ChatStatus.RUNNING, ChatStatus.PENDING)),  # type: ignore[attr-defined]
                 sa.or_(Chat.worker_id == rt.worker_id, Chat.worker_id.is_(None)),  # type: ignore[union-attr]
             )
             .values(
@@ -384,175 +379,3 @@ def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLME
             ev.status_event(chat_id, ChatStatus.ERROR),
             watch=row,
         )
-
-
-# ---------------------------------------------------------------- persist
-
-
-def persist_step(
-    rt: WorkerRuntime, taken: TakenStep, output: StepOutput, *, runtime_ms: int
-) -> StepResult:
-    """Write the step and decide what the chat does next, in one transaction."""
-    from workers.enqueue import defer  # local: enqueue registers session hooks
-
-    published: list[dict[str, Any]] = []
-    watch: dict[str, Any] | None = None
-    with db.session_scope() as session:
-        chat = session.exec(select(Chat).where(Chat.id == taken.chat_id).with_for_update()).first()
-        if chat is None or chat.generation != taken.generation:
-            rt.events.clear_step(taken.chat_id)
-            return StepResult("abandoned", detail="generation moved on")
-        held = chat.status == ChatStatus.RUNNING and chat.worker_id == rt.worker_id
-        interrupted = chat.status != ChatStatus.RUNNING
-        if not held and not interrupted:
-            rt.events.clear_step(taken.chat_id)
-            return StepResult("abandoned", detail="lease lost")
-        rows = _insert_step_rows(session, chat, taken, output, runtime_ms, interrupted)
-        if rows is None:
-            return StepResult("duplicate")
-        published.extend(ev.message_event(chat.id, message_json(m)) for m in rows)
-        next_generation = _decide_next(session, chat, taken, output, held, published)
-        if held or next_generation is not None:
-            # This step changed the status (an interrupted run was already announced as
-            # waiting by the interrupt; the stream repeats it after the partial, watch does not).
-            watch = ev.watch_chat(chat)
-        if next_generation is not None:
-            from workers.actors.chat import chat_step
-
-            defer(session, chat_step.message(str(chat.id), next_generation, 1))
-    if published:
-        rt.events.publish(taken.chat_id, *published, watch=watch)
-    for event in published:
-        if event["type"] == "action_required" and watch is not None:
-            rt.events.watch(
-                "action_required", watch, tool_calls=event["action_required"]["tool_calls"]
-            )
-    _count_usage(taken, output)
-    return StepResult("persisted", detail="stopped" if output.stopped else "")
-
-
-def _count_usage(taken: TakenStep, output: StepOutput) -> None:
-    model = taken.model.model
-    for direction, key in (("input", "input_tokens"), ("output", "output_tokens")):
-        if output.usage.get(key):
-            metrics.LLM_TOKENS.labels(model, direction).inc(output.usage[key])
-    cost = cost_micros(taken.options, output.usage) if output.usage else None
-    if cost:
-        metrics.LLM_COST.labels(model).inc(cost)
-
-
-def _insert_step_rows(
-    session: Session,
-    chat: Chat,
-    taken: TakenStep,
-    output: StepOutput,
-    runtime_ms: int,
-    interrupted: bool,
-) -> list[ChatMessage] | None:
-    """Insert the assistant message and tool results; None if this step was already written."""
-    if not output.has_content():
-        return []
-    calls = [] if interrupted or output.stopped else output.tool_calls
-    for call in calls:
-        call.id = call.id or f"call_{uuid.uuid4().hex[:24]}"
-    content = _assistant_parts(output, calls)
-    usage = output.usage
-    values = {
-        "chat_id": chat.id,
-        "role": MessageRole.ASSISTANT,
-        "content": content,
-        "model_config_id": taken.model_config_id,
-        "step_key": taken.step_key,
-        "context_limit": taken.model.context_limit,
-        "runtime_ms": runtime_ms,
-        "total_cost_micros": cost_micros(taken.options, usage) if usage else None,
-        "provider_response_id": output.provider_response_id,
-        **{k: (v or None) for k, v in usage.items()},
-    }
-    inserted = session.execute(
-        pg_insert(ChatMessage)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=["chat_id", "step_key"], index_where=sa.text("step_key IS NOT NULL")
-        )
-        .returning(ChatMessage.id)
-    ).scalar()
-    if inserted is None:
-        log.info("step already persisted", extra={"chat_id": str(chat.id)})
-        return None
-    chat.last_model_config_id = taken.model_config_id
-    if calls:
-        tool_calls.record_calls(
-            session,
-            chat,
-            step_key=taken.step_key,
-            calls=calls,
-            workspace_tools=toolset.workspace_tool_names(),
-            client_tools=taken.client_tools,
-        )
-    row = session.get(ChatMessage, inserted)
-    return [row] if row is not None else []
-
-
-def _assistant_parts(output: StepOutput, calls: list[Any]) -> list[dict[str, Any]]:
-    parts: list[dict[str, Any]] = []
-    if output.reasoning:
-        parts.append({"type": "reasoning", "text": output.reasoning})
-    if output.text:
-        parts.append({"type": "text", "text": output.text})
-    for call in calls:
-        parts.append(
-            {
-                "type": "tool-call",
-                "tool_call_id": call.id,
-                "tool_name": call.name,
-                "args": call.parsed_args(),
-            }
-        )
-    return parts
-
-
-def _decide_next(
-    session: Session,
-    chat: Chat,
-    taken: TakenStep,
-    output: StepOutput,
-    held: bool,
-    published: list[dict[str, Any]],
-) -> int | None:
-    """Continue, promote a queued message, or go idle. Returns the generation to send, if any."""
-    if held and output.tool_calls and not output.stopped:
-        # Between steps: still running, no worker holds it; the tool calls run as their own
-        # messages and the last one to finish sends the next step.
-        chat.worker_id = None
-        chat.heartbeat_at = utcnow()
-        client_calls = [c for c in output.tool_calls if c.name in taken.client_tools]
-        if client_calls:
-            # The client runs these (unsafe_dynamic_tools) and posts the results.
-            chat.status = ChatStatus.REQUIRES_ACTION
-            chat.updated_at = utcnow()
-            published.append(ev.action_required_event(chat.id, client_calls))
-            published.append(ev.status_event(chat.id, ChatStatus.REQUIRES_ACTION))
-        return None
-    promote_id = chat.interrupt_promote_id
-    if held or promote_id is not None:
-        chat.interrupt_promote_id = None
-        promoted = chat_rules.promote_queued(session, chat, promote_id)
-        if promoted is not None:
-            published.append(ev.message_event(chat.id, message_json(promoted)))
-            published.append(
-                ev.queue_event(
-                    chat.id, [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
-                )
-            )
-            published.append(ev.status_event(chat.id, ChatStatus.PENDING))
-            return chat.generation
-    if held:
-        chat.status = ChatStatus.WAITING
-        chat.worker_id = None
-        chat.started_at = None
-        chat.heartbeat_at = None
-        chat.updated_at = utcnow()
-    # Interrupted runs were already set to waiting by the interrupt; say so after the partial.
-    published.append(ev.status_event(chat.id, chat.status))
-    return None

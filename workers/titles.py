@@ -40,7 +40,7 @@ def _chat_model(session: Session, rt: WorkerRuntime, chat: Chat) -> ResolvedMode
     if config is None:
         raise LLMError(ErrorKind.CONFIG, "the chat has no model", retryable=False)
     try:
-        return resolve_model(session, rt, config)
+        return resolve_model(session, rt, config, owner_id=chat.owner_id)
     except StepFailed as exc:
         raise LLMError(ErrorKind.CONFIG, exc.message, retryable=False) from exc
 

@@ -25,13 +25,15 @@ from models import chat_rules, db
 from models.base import utcnow
 from models.chats import Chat, ChatMessage
 from models.enums import ChatStatus, MessageRole
-from models.wire import message_json
+from models.wire import message_json, queued_json
 from models.workspaces import ChatToolCall, ToolCallStatus, Workspace
 from workers import events as ev
 from workers import hosts
-from workers.enqueue import defer
+from workers.enqueue import defer, defer_call
+from workers.plan_mode import TURN_ENDING_TOOLS
 from workers.queues import Queue
 from workers.runtime import WorkerRuntime
+from workers.subagents import SPAWN_TOOLS
 
 log = logging.getLogger("agentfarm.tools")
 
@@ -71,9 +73,19 @@ def record_calls(
         session.flush()
         if call.name in client_tools:
             continue
+        if call.name in SPAWN_TOOLS:
+            defer(session, spawn_message(row.id))
+            continue
         queue = hosts.host_queue(host) if host and call.name in workspace_tools else Queue.DEFAULT
         defer(session, tool_run_message(row.id, queue))
     return waiting
+
+
+def spawn_message(call_id: uuid.UUID) -> dramatiq.Message[Any]:
+    """Spawning a subagent is its own actor (creates the child and finishes the call)."""
+    from workers.actors.subagents import subagent_spawn
+
+    return subagent_spawn.message(str(call_id))
 
 
 def tool_run_message(call_id: uuid.UUID, queue: str) -> dramatiq.Message[Any]:
@@ -128,14 +140,51 @@ def _finish(row: ChatToolCall, result: Any, is_error: bool) -> None:
 def complete(rt: WorkerRuntime, call_id: uuid.UUID, result: Any, is_error: bool) -> bool:
     """Store a call's result; the last call of the step continues the chat."""
     with db.session_scope() as session:
-        row = session.exec(
-            select(ChatToolCall).where(ChatToolCall.id == call_id).with_for_update()
-        ).first()
-        if row is None or row.status != ToolCallStatus.RUNNING or row.worker_id != rt.worker_id:
-            return False  # finished elsewhere (e.g. declared interrupted meanwhile)
-        _finish(row, result, is_error)
-        session.flush()
-        _complete_step_if_done(rt, session, row)
+        return complete_in(rt, session, call_id, result, is_error)
+
+
+def held_call(rt: WorkerRuntime, session: Session, call_id: uuid.UUID) -> ChatToolCall | None:
+    """The call, locked, if it is still running under this worker."""
+    row = session.exec(
+        select(ChatToolCall).where(ChatToolCall.id == call_id).with_for_update()
+    ).first()
+    if row is None or row.status != ToolCallStatus.RUNNING or row.worker_id != rt.worker_id:
+        return None  # finished elsewhere (e.g. declared interrupted meanwhile)
+    return row
+
+
+def complete_in(
+    rt: WorkerRuntime, session: Session, call_id: uuid.UUID, result: Any, is_error: bool
+) -> bool:
+    """``complete`` inside the caller's transaction (the spawn writes its child in it too)."""
+    row = held_call(rt, session, call_id)
+    if row is None:
+        return False
+    _finish(row, result, is_error)
+    session.flush()
+    _complete_step_if_done(rt, session, row)
+    return True
+
+
+def requeue(rt: WorkerRuntime, call_id: uuid.UUID, delay_ms: int) -> bool:
+    """Put a call that cannot finish yet (wait_agent) back to ``queued`` and check it again
+    after ``delay_ms`` with a delayed message: no worker thread waits meanwhile.
+
+    ``started_at`` keeps the time of this check, so the stale sweeper only re-sends a
+    waiting call whose chain of checks really stopped.
+    """
+    with db.session_scope() as session:
+        row = held_call(rt, session, call_id)
+        if row is None:
+            return False
+        row.status = ToolCallStatus.QUEUED
+        row.worker_id = None
+        message = tool_run_message(row.id, Queue.DEFAULT)
+
+        def send() -> None:
+            dramatiq.get_broker().enqueue(message, delay=delay_ms)
+
+        defer_call(session, send)
         return True
 
 
@@ -197,18 +246,46 @@ def complete_step_if_done(session: Session, row: ChatToolCall, publish: Callable
         and chat.status == ChatStatus.RUNNING
         and chat.worker_id is None
     )
-    if still_ours:
+    watch = None
+    if still_ours and any(c.tool_name in TURN_ENDING_TOOLS and not c.is_error for c in calls):
+        # Plan mode: a proposed plan (or a question to the user) ends the turn (§4.3).
+        events += _end_turn(session, chat)
+        watch = ev.watch_chat(chat)
+    elif still_ours:
         chat.heartbeat_at = utcnow()
         defer(session, chat_step.message(str(chat.id), chat.generation, 1))
-    session.info.setdefault("after_commit_events", []).append((chat.id, events))
+    session.info.setdefault("after_commit_events", []).append((chat.id, events, watch))
     _publish_after_commit(session, publish)
+
+
+def _end_turn(session: Session, chat: Chat) -> list[dict[str, Any]]:
+    """End the run as a step without tool calls would: promote a queued message, else wait."""
+    from workers.actors.chat import chat_step
+
+    promoted = chat_rules.promote_queued(session, chat)
+    if promoted is not None:
+        defer(session, chat_step.message(str(chat.id), chat.generation, 1))
+        queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
+        return [
+            ev.message_event(chat.id, message_json(promoted)),
+            ev.queue_event(chat.id, queue),
+            ev.status_event(chat.id, ChatStatus.PENDING),
+        ]
+    chat.status = ChatStatus.WAITING
+    chat.worker_id = None
+    chat.started_at = None
+    chat.heartbeat_at = None
+    chat.updated_at = utcnow()
+    return [ev.status_event(chat.id, ChatStatus.WAITING)]
 
 
 def _publish_after_commit(session: Session, publish: Callable[..., Any]) -> None:
     @sa.event.listens_for(session, "after_commit", once=True)
     def _publish(sess: Session) -> None:
-        for chat_id, events in sess.info.pop("after_commit_events", []):
-            if events:
+        for chat_id, events, watch in sess.info.pop("after_commit_events", []):
+            if watch is not None:
+                publish(chat_id, *events, watch=watch)
+            elif events:
                 publish(chat_id, *events)
 
 

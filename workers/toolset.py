@@ -5,6 +5,8 @@
 - Platform tools (list_templates, read_template, create_workspace, start_workspace) run on
   the default queue, for root chats only.
 - Skill tools are offered only when the workspace has skills.
+- Orchestration tools (subagents) and plan tools are for root chats only; plan and explore
+  mode narrow every set (``workers.plan_mode``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Session, select
+
+from models.chats import Chat
+from models.enums import ChatMode, PlanMode
+from workers.plan_mode import PLAN_TOOL_SPECS, TURN_ENDING_TOOLS, tool_refusal
 from workers.platform_tools import PLATFORM_TOOL_SPECS
+from workers.subagents import ORCHESTRATION_TOOLS, SUBAGENT_TOOL_SPECS
+
+DESKTOP_ENABLED_KEY = "desktop_enabled"
 
 PLATFORM_TOOLS = frozenset(PLATFORM_TOOL_SPECS)
 SKILL_TOOLS = frozenset({"read_skill", "read_skill_file"})
@@ -39,9 +49,15 @@ SKILL_TOOL_SPECS: dict[str, dict[str, Any]] = {
 
 
 def workspace_tool_names() -> frozenset[str]:
+    """Tools that run on the host that owns the chat's workspace (propose_plan reads the
+    plan file there)."""
     from workers.tools.registry import WORKSPACE_TOOLS
 
-    return frozenset(WORKSPACE_TOOLS) | SKILL_TOOLS
+    return frozenset(WORKSPACE_TOOLS) | SKILL_TOOLS | {"propose_plan"}
+
+
+def builtin_tool_names() -> frozenset[str]:
+    return workspace_tool_names() | PLATFORM_TOOLS | ORCHESTRATION_TOOLS | TURN_ENDING_TOOLS
 
 
 def _function(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -55,29 +71,60 @@ def _function(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def client_tool_names(dynamic_tools: Any) -> frozenset[str]:
-    """Names of the chat's client-declared (``unsafe_dynamic_tools``) tools."""
-    return frozenset(t["name"] for t in dynamic_tools or [] if isinstance(t, dict) and "name" in t)
+def client_tools(chat: Chat) -> frozenset[str]:
+    """Names of the chat's usable client-declared (``unsafe_dynamic_tools``) tools: none in
+    plan mode or for explore subagents; never one that shadows a built-in tool."""
+    if chat.plan_mode == PlanMode.PLAN or chat.mode == ChatMode.EXPLORE:
+        return frozenset()
+    declared = frozenset(
+        t["name"] for t in chat.dynamic_tools or [] if isinstance(t, dict) and t.get("name")
+    )
+    return declared - builtin_tool_names()
+
+
+def computer_use_enabled(session: Session) -> bool:
+    """spawn_computer_use_agent is offered only when an Anthropic provider has a key and the
+    deployment turned the virtual desktop on (§4.2)."""
+    from models import workspace_rules
+    from models.providers import ChatProvider
+
+    desktop = workspace_rules.get_setting(session, DESKTOP_ENABLED_KEY) or {}
+    if not desktop.get("enable_desktop"):
+        return False
+    provider = session.exec(
+        select(ChatProvider).where(ChatProvider.provider == "anthropic", ChatProvider.enabled)
+    ).first()
+    return provider is not None and bool(provider.api_key)
 
 
 def offered_tools(
-    *, root_chat: bool, has_skills: bool, dynamic_tools: Any = None
+    chat: Chat, *, has_skills: bool, computer_use: bool = False
 ) -> list[dict[str, Any]]:
-    """The tool definitions sent to the model for one step.
+    """The tool definitions sent to the model for one step of ``chat``.
 
-    Client-declared tools whose names collide with a built-in tool are not offered (Coder
-    only notices the collision when the loop runs; refusing it here keeps built-ins safe).
+    Root chats add the platform, orchestration and (in plan mode) plan tools; children get
+    none of those (depth is one level). Plan and explore rules then remove what the chat may
+    not use, so a blocked tool is never offered. Client-declared tools whose names collide
+    with a built-in tool are not offered (Coder only notices the collision when the loop
+    runs; refusing it here keeps built-ins safe).
     """
     from workers.tools.registry import WORKSPACE_TOOLS, openai_tools
 
     tools = openai_tools(WORKSPACE_TOOLS)
     if has_skills:
         tools += [_function(n, s) for n, s in SKILL_TOOL_SPECS.items()]
-    if root_chat:
+    if chat.parent_chat_id is None:
         tools += [_function(n, s) for n, s in PLATFORM_TOOL_SPECS.items()]
-    taken = set(names(tools)) | SKILL_TOOLS | PLATFORM_TOOLS
-    for tool in dynamic_tools or []:
-        if isinstance(tool, dict) and tool.get("name") and tool["name"] not in taken:
+        tools += [
+            _function(n, s)
+            for n, s in SUBAGENT_TOOL_SPECS.items()
+            if computer_use or n != "spawn_computer_use_agent"
+        ]
+        tools += [_function(n, s) for n, s in PLAN_TOOL_SPECS.items()]
+    tools = [t for t in tools if tool_refusal(t["function"]["name"], chat) is None]
+    usable = client_tools(chat)
+    for tool in chat.dynamic_tools or []:
+        if isinstance(tool, dict) and tool.get("name") in usable:
             spec = {
                 "description": tool.get("description") or "",
                 "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},

@@ -12,14 +12,12 @@ from sqlmodel import Session, select
 
 from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import chat_queries, chat_rules, chat_updates
+from models import chat_queries, chat_rules, chat_updates, key_policy
 from models import files as chat_files
 from models.bootstrap import default_organization
 from models.chats import Chat
-from models.enums import PROVIDERS
 from models.errors import BadRequest, Forbidden
 from models.identity import OrganizationMember, User
-from models.providers import ChatModelConfig, ChatProvider
 from models.wire import chat_json
 from models.workspaces import Workspace
 from workers import events as ev
@@ -220,34 +218,9 @@ def list_chats(
     ]
 
 
-@router.get("/models", summary="Models you can chat with")
+@router.get("/models", summary="Models you can chat with, and which providers you can use")
 def list_models(user: CurrentUser, session: DbSession) -> dict[str, Any]:
-    providers = {p.provider: p for p in session.exec(select(ChatProvider)).all()}
-    configs = session.exec(
-        select(ChatModelConfig).where(
-            ChatModelConfig.enabled,
-            ChatModelConfig.deleted.is_(False),  # type: ignore[attr-defined]
-        )
-    ).all()
-    out = []
-    for name in PROVIDERS:
-        row = providers.get(name)
-        if row is None or not row.enabled:
-            continue
-        entry: dict[str, Any] = {"provider": name, "available": bool(row.api_key)}
-        if not row.api_key:
-            entry["unavailable_reason"] = "missing_api_key"
-        entry["models"] = [
-            {
-                "id": f"{name}:{c.model}",
-                "provider": name,
-                "model": c.model,
-                "display_name": c.display_name or c.model,
-            }
-            for c in sorted((c for c in configs if c.provider == name), key=lambda c: c.model)
-        ]
-        out.append(entry)
-    return {"providers": out}
+    return key_policy.model_catalog(session, user.id)
 
 
 @router.get("/{chat}", summary="Get a chat")

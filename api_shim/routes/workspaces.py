@@ -12,10 +12,10 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from api_shim.deps import CurrentUser, DbSession, parse_uuid
+from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_owner
 from models import workspace_rules
 from models.enums import SiteRole
-from models.errors import Forbidden, NotFound
+from models.errors import NotFound
 from models.identity import Organization, OrganizationMember, User
 from models.wire import ts
 from models.workspaces import Template, Workspace
@@ -35,11 +35,6 @@ class CreateTemplateRequest(BaseModel):
 
 class WorkspaceTTL(BaseModel):
     workspace_ttl_ms: int
-
-
-def require_owner(user: User) -> None:
-    if SiteRole.OWNER not in (user.rbac_roles or []):
-        raise Forbidden("Forbidden.", detail="This action needs the owner role.")
 
 
 def _organization(session: Session, user: User, ref: str) -> Organization:

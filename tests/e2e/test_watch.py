@@ -168,3 +168,26 @@ def test_a_failed_watch_publish_is_logged_not_raised() -> None:
     writer = ChatEventWriter(DownRedis())  # type: ignore[arg-type]
     assert writer.watch("created", {"id": "c", "owner_id": "o"}) is False
     assert writer.watch("created", object()) is False  # not a chat: still no exception
+
+
+def test_watch_sees_action_required_and_spawned_subagents(farm: Farm, caller: Caller) -> None:
+    weather = {"name": "get_weather", "description": "Weather", "input_schema": {}}
+    with watch(farm, caller) as ws:
+        chat = caller.create_chat(
+            '[[tool: get_weather {"city": "Oslo"}]]', unsafe_dynamic_tools=[weather]
+        )
+        events = read_until(ws, lambda e: e["kind"] == "action_required")
+        needed = events[-1]
+        assert needed["chat"]["id"] == chat["id"]
+        assert needed["chat"]["status"] == "requires_action"
+        (call,) = needed["tool_calls"]
+        assert call["tool_name"] == "get_weather"
+
+        spawn = '[[tool: spawn_agent {"prompt": "hello", "title": "Watched kid"}]]'
+        parent = caller.create_chat(spawn + " [[after_tools: ok]]")
+        events = read_until(
+            ws, lambda e: e["kind"] == "created" and e["chat"].get("parent_chat_id") is not None
+        )
+        kid = events[-1]["chat"]
+        assert kid["parent_chat_id"] == parent["id"] and kid["root_chat_id"] == parent["id"]
+        assert kid["title"] == "Watched kid" and kid["status"] == "pending"

@@ -152,6 +152,35 @@ def test_tool_results_get_a_text_reply_not_another_tool_call(server: ScriptedLLM
     assert "".join(deltas(stream(server, conversation), "content")) == "All done."
 
 
+def test_later_tool_rounds_use_earlier_results_and_escaped_brackets(
+    server: ScriptedLLMServer,
+) -> None:
+    script = (
+        r'[[tool: spawn_agent {"prompt": "\[\[reply: found it\]\]"}]] '
+        '[[tool2: wait_agent {"chat_id": "{{0.chat_id}}"}]] [[after_tools: all reported]]'
+    )
+    built = litellm.stream_chunk_builder(stream(server, user(script))).choices[0]
+    (first,) = built.message.tool_calls
+    assert json.loads(first.function.arguments) == {"prompt": "[[reply: found it]]"}
+
+    def round_of(call_id: str, name: str, result: str) -> list[dict[str, Any]]:
+        call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": "{}"}}
+        return [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": call_id, "content": result},
+        ]
+
+    conversation = [*user(script), *round_of("c1", "spawn_agent", '{"chat_id": "abc-123"}')]
+    built = litellm.stream_chunk_builder(stream(server, conversation)).choices[0]
+    (second,) = built.message.tool_calls
+    assert second.function.name == "wait_agent"
+    assert json.loads(second.function.arguments) == {"chat_id": "abc-123"}
+
+    conversation += round_of("c2", "wait_agent", '{"report": "done"}')
+    built = litellm.stream_chunk_builder(stream(server, conversation)).choices[0]
+    assert built.finish_reason == "stop" and built.message.content == "all reported"
+
+
 def test_fail_429_twice_then_succeed(server: ScriptedLLMServer) -> None:
     messages = user("[[fail: 429 times=2]] hello")
     for _ in range(2):

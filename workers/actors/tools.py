@@ -16,10 +16,12 @@ from dramatiq.middleware import CurrentMessage
 from models import db
 from models.base import utcnow
 from models.chats import Chat
+from models.enums import PlanMode
 from models.workspaces import ChatToolCall, Template, Workspace, WorkspaceProcess, WorkspaceStatus
 from workers.broker import get_broker
 from workers.queues import Queue
 from workers.runtime import WorkerRuntime, get_runtime
+from workers.subagents import NotReady
 
 log = logging.getLogger("agentfarm.actors.tools")
 get_broker()
@@ -50,7 +52,12 @@ def tool_run(call_id: str) -> None:
     if row is None:
         return
     started = time.perf_counter()
-    result, is_error = execute_call(rt, row)
+    try:
+        result, is_error = execute_call(rt, row)
+    except NotReady as later:
+        # wait_agent: the subagent is still working; check again later, holding no thread.
+        tool_calls.requeue(rt, row.id, later.delay_ms)
+        return
     took = time.perf_counter() - started
     stored = tool_calls.complete(rt, row.id, result, is_error)
     metrics.TOOL_CALLS.labels(row.tool_name, "error" if is_error else "ok").inc()
@@ -71,18 +78,35 @@ def tool_run(call_id: str) -> None:
 
 
 def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
-    """Dispatch to the tool's implementation; never raises."""
-    from workers import toolset
+    """Dispatch to the tool's implementation; never raises (except ``NotReady``).
+
+    The chat's mode is checked again here: the model may call a tool it was not offered,
+    and plan mode may have been switched since the step.
+    """
+    from workers import plan_mode, subagents, toolset
     from workers.platform_tools import PlatformToolError, run_platform_tool
 
     args = row.args if isinstance(row.args, dict) else {}
     try:
+        with db.session_scope() as session:
+            chat = session.get(Chat, row.chat_id)
+            if chat is None:
+                return {"error": "chat not found"}, True
+            refusal = plan_mode.tool_refusal(row.tool_name, chat)
+            if refusal is not None:
+                return {"error": refusal}, True
+            if row.tool_name in subagents.CONTROL_TOOLS:
+                return subagents.run_control_tool(rt, session, row, args), False
+            if row.tool_name == "ask_user_question":
+                return plan_mode.ask_user_question(args), False
         if row.tool_name in toolset.PLATFORM_TOOLS:
             return run_platform_tool(rt, row.tool_name, row.chat_id, args), False
         if row.tool_name in toolset.workspace_tool_names():
             return _run_workspace_tool(rt, row, args)
         return {"error": f"tool {row.tool_name!r} is not available"}, True
-    except PlatformToolError as exc:
+    except subagents.NotReady:
+        raise
+    except (PlatformToolError, subagents.SubagentError, plan_mode.PlanToolError) as exc:
         return {"error": str(exc)}, True
     except Exception as exc:  # noqa: BLE001 - a tool failure must not fail the turn
         log.exception("tool crashed", extra={"tool": row.tool_name})
@@ -92,7 +116,7 @@ def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
 def _run_workspace_tool(
     rt: WorkerRuntime, row: ChatToolCall, args: dict[str, Any]
 ) -> tuple[Any, bool]:
-    from workers import toolset
+    from workers import plan_mode, toolset
     from workers.actors.workspaces import spool_dir
 
     with db.session_scope() as session:
@@ -109,6 +133,16 @@ def _run_workspace_tool(
             }, True
         template = session.get(Template, workspace.template_id)
         workspace.last_activity_at = utcnow()
+        if chat is not None and chat.plan_mode == PlanMode.PLAN:
+            refusal = plan_mode.plan_write_refusal(
+                row.tool_name, args, workspace_dir=workspace.directory, chat_id=chat.id
+            )
+            if refusal is not None:
+                return {"error": refusal}, True
+        if row.tool_name == "propose_plan" and chat is not None:
+            return plan_mode.propose_plan(
+                session, chat, args, workspace_dir=workspace.directory
+            ), False
         session.expunge_all()
     result, is_error = toolset.run_workspace_tool(
         row.tool_name,
