@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench-pickup bench clean os-packages
+.PHONY: run test lint format bench-pickup bench-purge bench clean os-packages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentfarm needs Python >= 3.11")'
@@ -41,7 +41,10 @@ format: $(STAMP)
 bench-pickup: $(STAMP)  ## idle-worker pickup latency, stock vs wakeable broker
 	$(PY) bench/pickup.py
 
-bench: bench-pickup
+bench-purge: $(STAMP)  ## retention purge of 1M messages (embedded Postgres unless AGENTFARM_DATABASE_URL)
+	$(PY) bench/purge.py
+
+bench: bench-pickup bench-purge
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

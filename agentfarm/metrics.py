@@ -1,6 +1,6 @@
 """Prometheus metrics shared by every process (multiprocess mode when the launcher sets
 ``PROMETHEUS_MULTIPROC_DIR``). Labels: queue, actor, outcome, route, method, status, model,
-kind only — never a chat or user id.
+kind, table, job only — never a chat or user id.
 """
 
 from __future__ import annotations
@@ -64,6 +64,22 @@ HTTP_DURATION = Histogram(
     "HTTP request latency",
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PURGED_ROWS = Counter(
+    "agentfarm_purged_rows_total", "Rows deleted by the retention purge, by table", ["table"]
+)
+# The scheduler's own gauges. Across processes: the number of leaders (livesum) and the
+# newest success of each job (max), wherever it ran.
+SCHEDULER_LEADER = Gauge(
+    "agentfarm_scheduler_leader",
+    "1 while this scheduler holds the leader lock and fires the jobs, else 0",
+    multiprocess_mode="livesum",
+)
+SCHEDULER_LAST_SUCCESS = Gauge(
+    "agentfarm_scheduler_last_success_timestamp_seconds",
+    "Unix time of the last successful send of each periodic job",
+    ["job"],
+    multiprocess_mode="max",
 )
 OPEN_STREAMS = Gauge(
     "agentfarm_open_streams", "Open chat streams", ["transport"], multiprocess_mode="livesum"

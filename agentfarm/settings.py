@@ -64,10 +64,19 @@ class Settings(BaseSettings):
     workspace_ttl_fallback_ms: int = 0
     workspace_autostop_every_s: float = 60.0
 
-    # Scheduler
+    # Scheduler: a Postgres advisory lock elects one leader among the replicas. Every
+    # scheduler_poll_s a standby tries the lock and the leader checks it still holds it, so a
+    # dead leader is replaced within one interval. /healthz and /metrics are served on
+    # scheduler_host:scheduler_port (0 = no endpoint).
     scheduler_lock_key: int = 0x61676674  # "agft"
     scheduler_poll_s: float = 2.0
+    scheduler_host: str = "127.0.0.1"
+    scheduler_port: int = 9465
+    # Periodic jobs: seconds between sends (0 = job off), declared next to each actor.
     recover_stale_every_s: float = 60.0
+    retention_purge_every_s: float = 600.0
+    # Rows deleted per purge transaction (the window itself is the site setting retention_days).
+    retention_batch_size: int = 1000
 
     # Scripted model server used by `agentfarm dev`
     scripted_llm_port: int = 0

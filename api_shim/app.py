@@ -23,6 +23,7 @@ from api_shim.routes import (
     ops,
     providers,
     queue,
+    retention,
     stream,
     titles,
     tool_results,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         ops,
         config,
+        retention,
         workspaces,
         files,
         watch,

@@ -29,6 +29,9 @@ from models.enums import (
     PlanMode,
 )
 
+# The predicate of idx_chat_messages_file_parts; queries repeat it verbatim to use the index.
+FILE_PARTS_PREDICATE = """content @> '[{"type": "file"}]'::jsonb"""
+
 
 class Chat(SQLModel, table=True):
     __tablename__ = "chats"
@@ -42,6 +45,10 @@ class Chat(SQLModel, table=True):
         sa.Index("idx_chats_labels", "labels", postgresql_using="gin"),
         sa.Index("idx_chats_pending", "status", postgresql_where=sa.text("status = 'pending'")),
         sa.Index("idx_chats_owner_updated", "owner_id", sa.text("updated_at DESC"), "id"),
+        # The retention purge finds archived chats by archive time (models/retention.py).
+        sa.Index(
+            "idx_chats_archived_updated_at", "updated_at", postgresql_where=sa.text("archived")
+        ),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -125,6 +132,12 @@ class ChatMessage(SQLModel, table=True):
             "step_key",
             unique=True,
             postgresql_where=sa.text("step_key IS NOT NULL"),
+        ),
+        # Messages with file parts: the retention purge keeps the files they reference.
+        sa.Index(
+            "idx_chat_messages_file_parts",
+            "chat_id",
+            postgresql_where=sa.text(FILE_PARTS_PREDICATE),
         ),
     )
 

@@ -38,7 +38,11 @@ class ChatFileLink(SQLModel, table=True):
     UNIQUE(chat_id, file_id) (the ORM needs a primary key; the table has no other columns)."""
 
     __tablename__ = "chat_file_links"
-    __table_args__ = (sa.Index("idx_chat_file_links_chat_id", "chat_id"),)
+    __table_args__ = (
+        sa.Index("idx_chat_file_links_chat_id", "chat_id"),
+        # File deletion cascades by file_id; the primary key leads with chat_id.
+        sa.Index("idx_chat_file_links_file_id", "file_id"),
+    )
 
     chat_id: uuid.UUID = Field(
         sa_column=sa.Column(

@@ -1,11 +1,23 @@
-"""The schedule: which actor is sent how often. The scheduler only sends; actors do the work."""
+"""The schedule: which actor is sent how often. The scheduler only sends; actors do the work.
+
+Each job is declared next to its actor with :func:`workers.periodic.periodic`; this module
+imports the actor modules that declare jobs and turns the declarations into intervals.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentfarm.settings import Settings
+
+# Every actor module that declares a periodic job (a module missing here is not scheduled).
+JOB_MODULES = (
+    "workers.actors.chat",
+    "workers.actors.retention",
+    "workers.actors.workspaces",
+)
 
 
 @dataclass(frozen=True)
@@ -16,11 +28,10 @@ class Job:
 
 
 def jobs(settings: Settings) -> list[Job]:
-    """Every periodic job, declared next to the actor it triggers (imported here)."""
-    from workers.actors.chat import chat_recover_stale
-    from workers.actors.workspaces import workspace_autostop
+    """Every periodic job with its interval; jobs set to 0 seconds (off) are left out."""
+    from workers.periodic import periodic_jobs
 
-    return [
-        Job("chat.recover_stale", settings.recover_stale_every_s, chat_recover_stale.send),
-        Job("workspace.autostop", settings.workspace_autostop_every_s, workspace_autostop.send),
-    ]
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+    declared = [Job(j.id, j.every_s(settings), j.send) for j in periodic_jobs()]
+    return [job for job in declared if job.every_s > 0]

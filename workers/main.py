@@ -16,6 +16,7 @@ configure_logging(_settings.log_level, json=_settings.log_json, process="worker"
 broker = get_broker()
 
 import workers.actors.chat  # noqa: E402,F401  (every actor module, explicitly)
+import workers.actors.retention  # noqa: E402,F401
 import workers.actors.subagents  # noqa: E402,F401
 import workers.actors.tools  # noqa: E402,F401
 import workers.actors.workspaces  # noqa: E402,F401

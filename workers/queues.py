@@ -8,7 +8,7 @@ class Queue(StrEnum):
     CHAT = "chat"
     # Short side jobs of a chat (titles).
     DEFAULT = "default"
-    # Periodic jobs sent by the scheduler (stale recovery, later purge and rollups).
+    # Periodic jobs sent by the scheduler (stale recovery, autostop, retention purge …).
     SCHEDULED = "scheduled"
 
 

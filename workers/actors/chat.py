@@ -13,6 +13,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from workers.broker import get_broker
+from workers.periodic import periodic
 from workers.queues import Queue
 from workers.runtime import get_runtime
 
@@ -73,10 +74,11 @@ def chat_generate_title(chat_id: str) -> None:
     log.info("title %s", outcome, extra={"chat_id": chat_id, "message_id": _message_id()})
 
 
+@periodic(every="recover_stale_every_s")
 @dramatiq.actor(
     actor_name="chat.recover_stale",
     queue_name=Queue.SCHEDULED,
-    max_retries=0,  # the scheduler sends it again next minute
+    max_retries=0,  # the scheduler sends it again next interval
     time_limit=60 * 1000,
 )
 def chat_recover_stale() -> None:

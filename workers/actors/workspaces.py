@@ -26,6 +26,7 @@ from workers import events as ev
 from workers import hosts
 from workers.broker import get_broker
 from workers.enqueue import defer
+from workers.periodic import periodic
 from workers.queues import Queue
 from workers.runtime import get_runtime
 
@@ -111,6 +112,7 @@ AUTOSTOP_SQL = sa.text(
 )
 
 
+@periodic(every="workspace_autostop_every_s")
 @dramatiq.actor(actor_name="workspace.autostop", queue_name=Queue.SCHEDULED, max_retries=0)
 def workspace_autostop() -> None:
     """Stop idle workspaces past their TTL; a running turn keeps its workspace alive."""
