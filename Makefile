@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml
 
 # bubblewrap sandboxes tool processes of templates with `sandbox` on. Installed when missing
 # and we may (root with apt); without it those workspaces' tools fail with a clear error and
-# the sandbox test is skipped with bubblewrap's reason.
+# the sandbox test is skipped with bubblewrap's reason. promtool (Debian package prometheus)
+# checks deploy/prometheus's scrape config and alert rules in the suite.
 os-packages:
 	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && (apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
 	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1)) \
 	  || echo "note: bubblewrap (bwrap) is not installed; sandboxed templates cannot run tools"; }
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1)) \
+	  || echo "note: promtool (Debian package prometheus) is not installed; tests/integration/test_deploy.py needs it"; }
 
 run: $(STAMP) os-packages  ## the whole farm on embedded defaults, API on :3000
 	$(VENV)/bin/agentfarm dev

@@ -33,11 +33,10 @@ def run_migrations(settings: Settings) -> None:
 
 
 def add_user(settings: Settings, username: str, email: str | None, admin: bool) -> str:
-    """Create a user (member + agents-access, or owner) and return a new token for them."""
+    """Create a user and return a new token for them. An admin is an owner; anyone else gets
+    the initial site roles (member, plus agents-access while the agents experiment is on)."""
     db.init_engine(require_database(settings))
-    roles = [SiteRole.MEMBER, SiteRole.AGENTS_ACCESS]
-    if admin:
-        roles.append(SiteRole.OWNER)
+    roles = [SiteRole.OWNER, SiteRole.MEMBER, SiteRole.AGENTS_ACCESS] if admin else None
     with db.session_scope() as session:
         user = create_user(session, username=username, email=email, roles=roles)
         return create_token(session, user.id, name="cli")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import typer
 
@@ -83,6 +84,10 @@ def worker(
         hosts = [q.removeprefix("workspace.") for q in queues if q.startswith("workspace.")]
         if hosts:
             os.environ["AGENTFARM_WORKSPACE_HOSTS"] = ",".join(hosts)
+    # Every worker process writes its metrics here and one of them serves them all on the
+    # host's exposition port; a fresh directory per start, so no stale process files.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agentfarm-metrics-")
     # Long model steps: don't let one process hoard queued steps while others idle.
     os.environ.setdefault("dramatiq_queue_prefetch", str(threads or settings.worker_threads))
     os.execv(sys.executable, argv)

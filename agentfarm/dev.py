@@ -196,6 +196,9 @@ class DevFarm:
         """Start the embedded servers that are not configured; returns the children's env."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        # The chat routes sit behind Coder's `agents` experiment; a dev farm turns it on
+        # unless AGENTFARM_EXPERIMENTS is set.
+        env.setdefault("AGENTFARM_EXPERIMENTS", "agents")
         if not self.settings.encryption_keys:
             env["AGENTFARM_ENCRYPTION_KEYS"] = _encryption_key(self.data_dir)
         if not self.settings.database_url or not self.settings.redis_url:

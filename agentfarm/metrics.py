@@ -15,6 +15,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 
 ACTOR_ENQUEUED = Counter(
     "agentfarm_messages_enqueued_total", "Queue messages sent", ["queue", "actor"]
@@ -86,12 +87,63 @@ OPEN_STREAMS = Gauge(
 )
 
 
-def render() -> bytes:
-    """The exposition text: every process's metrics in multiprocess mode, else this one's."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    from prometheus_client import REGISTRY
+STEP_DURATION = Histogram(
+    "agentfarm_chat_step_duration_seconds",
+    "Wall time of one chat step (take, model stream, persist), by model",
+    ["model"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+WORKER_HEARTBEAT = Gauge(
+    "agentfarm_worker_heartbeat_timestamp_seconds",
+    "Unix time of the newest worker heartbeat on this host (a stale value: workers are stuck)",
+    multiprocess_mode="max",
+)
 
-    return generate_latest(REGISTRY)
+
+def registry(*collectors: Collector) -> CollectorRegistry:
+    """Every process's metrics in multiprocess mode, else this one's, plus ``collectors``."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        out = CollectorRegistry()
+        multiprocess.MultiProcessCollector(out)
+    elif collectors:
+        from prometheus_client import REGISTRY
+
+        out = CollectorRegistry()
+        out.register(_Wrapped(REGISTRY))
+    else:
+        from prometheus_client import REGISTRY
+
+        return REGISTRY
+    for collector in collectors:
+        out.register(collector)
+    return out
+
+
+class _Wrapped(Collector):
+    """A registry seen as one collector (to add farm-wide gauges to a process's own)."""
+
+    def __init__(self, inner: CollectorRegistry):
+        self.inner = inner
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return self.inner.collect()
+
+
+def render(*collectors: Collector) -> bytes:
+    """The exposition text (see :func:`registry`)."""
+    return generate_latest(registry(*collectors))
+
+
+def serve_worker_metrics(host: str, port: int) -> bool:
+    """Serve this host's worker metrics on ``host:port`` (one exposition port per worker host:
+    every worker process tries, the first to bind serves all of them in multiprocess mode).
+    Returns whether this process serves."""
+    if port <= 0:
+        return False
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host, registry=registry())
+    except OSError:
+        return False
+    return True

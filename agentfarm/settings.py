@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 3000
     access_url: str = "http://127.0.0.1:3000"
+    # Experiments, comma-separated (Coder's CODER_EXPERIMENTS). The chat routes need `agents`
+    # named explicitly: `*` does not enable it. `agentfarm dev` sets it for its processes.
+    experiments: str = ""
+    # OIDC users' site roles come from the identity provider (Coder's role sync): they get no
+    # automatic agents-access and their roles cannot be changed through the API.
+    oidc_role_sync: bool = False
 
     # Chat loop (Coder's values, reference §3.7)
     heartbeat_interval_s: float = 30.0
@@ -37,6 +43,9 @@ class Settings(BaseSettings):
     llm_backoff_max_s: float = 60.0
     llm_first_chunk_timeout_s: float = 60.0
     llm_request_timeout_s: float = 600.0
+    # Stream openai / openai-compat / openrouter models with the lean direct client
+    # (workers/openai_wire.py) instead of litellm's stream wrapper (40x the CPU per token).
+    llm_direct_openai: bool = True
     title_timeout_s: float = 30.0
     default_max_output_tokens: int = 32_000
     system_prompt: str = (
@@ -52,6 +61,10 @@ class Settings(BaseSettings):
     # Workers
     worker_processes: int = 1
     worker_threads: int = 8
+    # One Prometheus exposition port per worker host (all its processes, multiprocess mode);
+    # 0 turns it off.
+    worker_metrics_host: str = "0.0.0.0"
+    worker_metrics_port: int = 9464
     broker_namespace: str = "dramatiq"
     # How long an idle consumer blocks waiting for a wake-up before it re-polls Redis.
     broker_idle_wait_ms: int = 1000
@@ -102,6 +115,12 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Forget the cached settings (tests and the dev launcher change the environment)."""
     get_settings.cache_clear()
+
+
+def experiment_enabled(settings: Settings, name: str) -> bool:
+    """Whether ``AGENTFARM_EXPERIMENTS`` names this experiment (the ``*`` wildcard never counts:
+    the only experiment agentfarm has, ``agents``, must be named, as in Coder)."""
+    return name in {e.strip() for e in settings.experiments.split(",") if e.strip()}
 
 
 def workspace_host_list(settings: Settings) -> list[str]:

@@ -13,21 +13,33 @@ from redis.asyncio import Redis as AsyncRedis
 
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
+from api_shim.audit import AuditTrail
 from api_shim.errors import install_error_handlers
+from api_shim.experiments import ExperimentGate
 from api_shim.routes import (
+    audit,
+    authcheck,
     chats,
     config,
+    costs,
+    farm,
     files,
+    groups,
+    mcp,
+    mcp_oauth,
     messages,
     model_configs,
     ops,
+    organizations,
     providers,
     queue,
     retention,
     stream,
     titles,
     tool_results,
+    usage_limits,
     user_keys,
+    users,
     watch,
     workspaces,
 )
@@ -35,6 +47,7 @@ from models import db
 from models.crypto import SecretBox
 from workers.broker import get_broker
 from workers.events import ChatEventWriter
+from workers.farm_state import FarmCollector
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.events = ChatEventWriter(
             sync_redis, maxlen=settings.stream_maxlen, ttl_s=settings.stream_ttl_s
         )
+        # Farm-wide gauges (queue depth and age, chats by status, live workers) on /metrics.
+        app.state.farm_collector = FarmCollector(
+            sync_redis, settings.broker_namespace, settings.host_ttl_s
+        )
         try:
             yield
         finally:
@@ -73,12 +90,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.state.settings = settings
     # Provider and user API keys are encrypted with these (Fernet keys, newest first).
     app.state.secrets = SecretBox(settings.encryption_key_list)
     # watch (and providers, model-configs, user-provider-configs) before chats:
     # GET /chats/watch must not be read as GET /chats/{chat}.
     for module in (
         ops,
+        farm,
+        audit,
+        users,
+        organizations,
+        groups,
+        authcheck,
         config,
         retention,
         workspaces,
@@ -87,6 +111,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         providers,
         model_configs,
         user_keys,
+        usage_limits,
+        costs,
+        mcp,
+        mcp_oauth,
         chats,
         messages,
         queue,
@@ -96,6 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
 
+    # Innermost: the agents experiment gate (HttpMetrics still counts what it refuses).
+    app.add_middleware(ExperimentGate, settings=settings)
+    app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodies)
     app.add_middleware(HttpMetrics)
     return app
@@ -152,5 +183,6 @@ class JsonBodies:
             headers = [(k, v) for k, v in scope.get("headers", []) if k != b"content-type"]
             declared = dict(scope.get("headers", [])).get(b"content-type", b"")
             if declared.split(b";")[0].strip().lower() in self.LENIENT:
-                scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+                # In place: the middlewares outside read the route the router sets on scope.
+                scope["headers"] = [*headers, (b"content-type", b"application/json")]
         await self.app(scope, receive, send)

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel import Session
 
-from models import db
+from agentfarm.settings import Settings
+from models import db, rbac
 from models.base import utcnow
 from models.crypto import SecretBox
-from models.enums import SiteRole
 from models.errors import BadRequest, Forbidden, Unauthorized
 from models.identity import User
 from models.tokens import lookup_token
@@ -68,7 +68,10 @@ def authenticate(session: Session, token: str | None) -> User:
 
 
 def current_user(request: Request, session: DbSession) -> User:
-    return authenticate(session, request_token(request))
+    user = authenticate(session, request_token(request))
+    # Who made the request, for the audit middleware (plain values: the row is detached later).
+    request.state.audit_user = (user.id, user.username)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
@@ -76,14 +79,13 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 def require_agents_access(user: User) -> None:
     """Creating chats, sending and promoting messages need the agents-access role."""
-    roles = set(user.rbac_roles or [])
-    if not roles & {SiteRole.AGENTS_ACCESS, SiteRole.OWNER}:
+    if not rbac.has_agents_access(user.rbac_roles or []):
         raise Forbidden("Forbidden.", detail="You need the agents-access role to use chats.")
 
 
-# Site roles that may change deployment settings (Coder's "update DeploymentConfig"). The RBAC
-# part of issue 5 can widen this or swap require_owner for a per-action permission check.
-ADMIN_ROLES: frozenset[str] = frozenset({SiteRole.OWNER})
+# Site roles that may change deployment settings (Coder's "update DeploymentConfig"), as
+# models.rbac grants it: only owners.
+ADMIN_ROLES: frozenset[str] = rbac.site_roles_allowed("deployment_config", "update")
 
 
 def require_owner(user: User) -> None:
@@ -99,6 +101,14 @@ def owner_user(user: CurrentUser) -> User:
 
 # The authenticated user, who must hold an admin role (use as a route dependency).
 OwnerUser = Annotated[User, Depends(owner_user)]
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (tests build apps with their own)."""
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 def secret_box(request: Request) -> SecretBox:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis import exceptions as redis_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models.errors import ApiError
 
 log = logging.getLogger("agentfarm.api")
+RETRY_AFTER_S = 5
 
 
 def envelope(
@@ -50,6 +53,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = "Method not allowed."
         return envelope(exc.status_code, message)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(redis_exc.ConnectionError)
+    @app.exception_handler(redis_exc.TimeoutError)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Postgres or Redis is down or unreachable: the request's transaction rolled back (or,
+        # if only the wake-up could not be sent after commit, the stale sweeper re-sends it),
+        # so the client may simply try again.
+        log.warning(
+            "dependency unavailable: %s", type(exc).__name__, extra={"path": request.url.path}
+        )
+        response = envelope(
+            503,
+            "Service temporarily unavailable.",
+            detail="The database or the queue cannot be reached; retry shortly.",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

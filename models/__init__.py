@@ -2,8 +2,11 @@
 
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
 from models.files import ChatFile, ChatFileLink
-from models.identity import ApiKey, Organization, OrganizationMember, User
+from models.identity import ApiKey, Group, GroupMember, Organization, OrganizationMember, User
+from models.mcp_servers import MCPServerConfig, MCPServerUserToken, WorkspaceMCPDiscovery
 from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
+from models.settings_tables import AuditLog, UserConfig
+from models.usage_limit_config import ChatUsageLimitConfig
 from models.workspaces import (
     ChatToolCall,
     SiteConfig,
@@ -13,6 +16,8 @@ from models.workspaces import (
 )
 
 __all__ = [
+    "AuditLog",
+    "UserConfig",
     "ApiKey",
     "Chat",
     "ChatFile",
@@ -22,6 +27,11 @@ __all__ = [
     "ChatProvider",
     "ChatQueuedMessage",
     "ChatToolCall",
+    "ChatUsageLimitConfig",
+    "Group",
+    "MCPServerConfig",
+    "MCPServerUserToken",
+    "GroupMember",
     "Organization",
     "OrganizationMember",
     "SiteConfig",
@@ -29,5 +39,6 @@ __all__ = [
     "User",
     "UserChatProviderKey",
     "Workspace",
+    "WorkspaceMCPDiscovery",
     "WorkspaceProcess",
 ]

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from agentfarm.settings import experiment_enabled, get_settings
+from models import rbac
 from models.crypto import SecretBox
-from models.enums import SiteRole
 from models.errors import Conflict
 from models.identity import Organization, OrganizationMember, User
 from models.providers import ChatModelConfig, ChatProvider
@@ -34,20 +35,30 @@ def create_user(
     name: str = "",
     roles: list[str] | None = None,
     organization: Organization | None = None,
+    login_type: str = "password",
 ) -> User:
     """Create a user who is a member of ``organization`` (default: the default organization).
 
-    Chat creation needs the ``agents-access`` role, so every user created here gets it unless
-    ``roles`` says otherwise.
+    Without ``roles`` the user gets the initial site roles under this process's settings:
+    ``member``, plus ``agents-access`` while the ``agents`` experiment is enabled unless the
+    login type has role sync (``models.rbac.initial_site_roles``).
     """
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise Conflict(f"User {username!r} already exists.")
+    if roles is None:
+        settings = get_settings()
+        roles = rbac.initial_site_roles(
+            login_type,
+            agents_experiment=experiment_enabled(settings, "agents"),
+            oidc_role_sync=settings.oidc_role_sync,
+        )
     org = organization or default_organization(session)
     user = User(
         username=username,
         email=email or f"{username}@agentfarm.local",
         name=name,
-        rbac_roles=roles if roles is not None else [SiteRole.MEMBER, SiteRole.AGENTS_ACCESS],
+        login_type=login_type,
+        rbac_roles=roles,
     )
     session.add(user)
     session.flush()

@@ -293,6 +293,7 @@ def create_chat(
     model_config: ChatModelConfig,
     deployment_prompt: str,
     system_prompt: str | None = None,
+    user_prompt: str = "",
     labels: dict[str, str] | None = None,
     client_type: ClientType = ClientType.API,
     plan_mode: PlanMode | None = None,
@@ -310,7 +311,8 @@ def create_chat(
     mark_pending(chat)
     session.add(chat)
     session.flush()
-    for prompt in (deployment_prompt, system_prompt):
+    # The prompt layers of §5.7, in order: deployment, this chat's, the owner's own.
+    for prompt in (deployment_prompt, system_prompt, user_prompt):
         if prompt and prompt.strip():
             add_message(
                 session,

@@ -61,15 +61,17 @@ def clean_base_url(raw: str | None) -> str:
     return url
 
 
-def encrypt_secret(box: SecretBox, plaintext: str) -> tuple[str, str | None]:
-    """(ciphertext, key id) for a secret, ('', None) for an empty one."""
+def encrypt_secret(
+    box: SecretBox, plaintext: str, *, what: str = "API keys"
+) -> tuple[str, str | None]:
+    """(ciphertext, key id) for a secret, ('', None) for an empty one; 503 without a key."""
     if not plaintext:
         return "", None
     try:
         return box.encrypt(plaintext)
     except SecretsUnavailable:
         raise ServiceUnavailable(
-            "API keys cannot be stored: no encryption key is configured.",
+            f"{what} cannot be stored: no encryption key is configured.",
             detail="Set AGENTFARM_ENCRYPTION_KEYS on the API server.",
         ) from None
 

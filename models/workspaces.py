@@ -139,6 +139,8 @@ class ChatToolCall(SQLModel, table=True):
     started_at: datetime | None = tstz()
     finished_at: datetime | None = tstz()
     created_at: datetime = created_at()
+    # Set when the tool came from an admin MCP server (its parts carry the id too).
+    mcp_server_config_id: uuid.UUID | None = fk_uuid("mcp_server_configs.id", ondelete="SET NULL")
 
 
 class SiteConfig(SQLModel, table=True):

@@ -24,7 +24,12 @@ for _name in list(os.environ):
         del os.environ[_name]
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-pytest_plugins = ["tests.fixtures.farm", "tests.fixtures.providers"]
+pytest_plugins = [
+    "tests.fixtures.farm",
+    "tests.fixtures.providers",
+    "tests.fixtures.usage",
+    "tests.fixtures.mcp_servers",
+]
 
 
 @pytest.fixture(scope="session")

@@ -47,9 +47,14 @@ class WorkerBoot(Middleware):
     """Per-process resources live exactly as long as the worker process."""
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        from agentfarm import metrics
         from workers import llm, runtime
 
         runtime.boot()
+        settings = get_settings()
+        host, port = settings.worker_metrics_host, settings.worker_metrics_port
+        if metrics.serve_worker_metrics(host, port):
+            log.info("worker metrics on %s:%s", host, port)
         # Pay litellm's import and first-call lazy imports (~5 s) before taking messages,
         # not inside the first chat step.
         llm.warm_up()

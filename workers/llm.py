@@ -1,7 +1,9 @@
-"""The litellm adapter: one streamed model call, with errors classified as in Coder's chatd.
+"""The model adapter: one streamed model call, with errors classified as in Coder's chatd.
 
-litellm is kept for provider routing, keys and pricing; the per-chunk work here is kept small
-(no litellm callbacks or per-chunk logging) because it runs once per streamed token.
+Providers that speak OpenAI's chat-completions protocol go through the lean direct client
+(``workers.openai_wire``); every other provider through litellm, which is imported only when
+one needs it. Per-chunk work is kept small (no callbacks, no per-chunk logging) because it
+runs once per streamed token.
 """
 
 from __future__ import annotations
@@ -18,16 +20,36 @@ from typing import Any
 # at import and may swap prices later from a background thread.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx  # noqa: E402
-import litellm  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from types import ModuleType  # noqa: E402
 
+import httpx  # noqa: E402
+
+from agentfarm.settings import get_settings  # noqa: E402
 from models.enums import LITELLM_PREFIX, ErrorKind  # noqa: E402
 from models.model_options import reasoning_effort_for  # noqa: E402
+from workers import openai_wire  # noqa: E402
 
-litellm.suppress_debug_info = True
-litellm.telemetry = False
-litellm.disable_hf_tokenizer_download = True
-litellm.turn_off_message_logging = True
+_litellm_lock = threading.Lock()
+
+
+def _litellm() -> ModuleType:
+    """litellm, imported on first use: it costs ~130 MB of RSS and seconds of import, and a
+    worker whose models all speak OpenAI's protocol (``workers.openai_wire``) never needs it."""
+    with _litellm_lock:
+        loaded = sys.modules.get("litellm")
+        if loaded is not None and getattr(loaded, "_agentfarm_ready", False):
+            return loaded
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.disable_hf_tokenizer_download = True
+        litellm.turn_off_message_logging = True
+        litellm._agentfarm_ready = True  # type: ignore[attr-defined]
+        return litellm
+
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504, 529}
 _NON_RETRYABLE_PATTERNS = (
@@ -133,7 +155,11 @@ def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
             provider=provider,
         )
 
-    if isinstance(exc, litellm.Timeout | httpx.TimeoutException | TimeoutError):
+    lt = sys.modules.get("litellm")
+    timeouts: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError)
+    if lt is not None:
+        timeouts += (lt.Timeout,)
+    if isinstance(exc, timeouts):
         return err(ErrorKind.TIMEOUT, True)
     # Non-retryable text wins over the status (Coder checks these first): OpenAI answers an
     # exhausted quota or billing problem with a 429 that no amount of waiting fixes.
@@ -243,28 +269,20 @@ def stream_step(
     max_output_tokens: int,
 ) -> StepOutput:
     """Stream one completion, forwarding parts as they arrive; raises LLMError on failure."""
-    kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
-    kwargs.setdefault("max_tokens", max_output_tokens)
     out = StepOutput()
     got_first = False
     started = time.monotonic()
     try:
-        response = litellm.completion(
-            messages=messages,
-            tools=tools or None,
-            stream=True,
-            stream_options={"include_usage": True},
-            **kwargs,
-        )
-        hooks.set_closer(_closer_for(response))
-        for chunk in _chunks(response):
+        chunks, absorb = _open_stream(model, messages, tools, hooks, first_chunk_timeout,
+                                      max_output_tokens)  # fmt: skip
+        for chunk in chunks:
             if not got_first:
                 got_first = True
                 hooks.on_first_chunk(time.monotonic() - started)
             if hooks.should_stop():
                 out.stopped = True
                 break
-            _absorb_chunk(chunk, out, hooks)
+            absorb(chunk, out, hooks)
     except LLMError:
         raise
     except Exception as exc:
@@ -286,8 +304,87 @@ def stream_step(
     return out
 
 
+def _open_stream(
+    model: ResolvedModel,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    hooks: StreamHooks,
+    first_chunk_timeout: float,
+    max_output_tokens: int,
+) -> tuple[Iterator[Any], Callable[[Any, StepOutput, StreamHooks], None]]:
+    """The chunk iterator and its absorber: the direct OpenAI-wire path where it applies
+    (``workers.openai_wire``), else litellm."""
+    url = openai_wire.base_url(model.provider, model.base_url)
+    if url and get_settings().llm_direct_openai:
+        max_tokens = int((model.options or {}).get("max_output_tokens") or max_output_tokens)
+        body = openai_wire.request_body(
+            model.provider, model.model, model.options or {}, messages, tools, max_tokens
+        )
+        timeout = httpx.Timeout(first_chunk_timeout, connect=10.0)
+        chunks = openai_wire.stream(
+            url, model.api_key, body, timeout=timeout, set_closer=hooks.set_closer
+        )
+        return chunks, _absorb_raw
+    kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
+    kwargs.setdefault("max_tokens", max_output_tokens)
+    response = _litellm().completion(
+        messages=messages,
+        tools=tools or None,
+        stream=True,
+        stream_options={"include_usage": True},
+        **kwargs,
+    )
+    hooks.set_closer(_closer_for(response))
+    return _chunks(response), _absorb_chunk
+
+
 def _chunks(response: Any) -> Iterator[Any]:
     yield from response
+
+
+def _absorb_raw(chunk: dict[str, Any], out: StepOutput, hooks: StreamHooks) -> None:
+    """``_absorb_chunk`` for a decoded JSON chunk of the direct path."""
+    if out.provider_response_id is None:
+        out.provider_response_id = chunk.get("id")
+    usage = chunk.get("usage")
+    if usage:
+        out.usage = _usage_from_dict(usage)
+    choices = chunk.get("choices")
+    if not choices:
+        return
+    choice = choices[0]
+    if choice.get("finish_reason"):
+        out.finish_reason = choice["finish_reason"]
+    delta = choice.get("delta") or {}
+    # reasoning_content (DeepSeek/vLLM style, our scripted model) or reasoning (OpenRouter)
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
+        out.reasoning += reasoning
+        hooks.on_part({"type": "reasoning", "text": reasoning})
+    content = delta.get("content")
+    if content:
+        out.text += content
+        hooks.on_part({"type": "text", "text": content})
+    for tc in delta.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        _absorb_tool_delta_parts(
+            tc.get("index"), tc.get("id"), fn.get("name"), fn.get("arguments"), out, hooks
+        )
+
+
+def _usage_from_dict(usage: dict[str, Any]) -> dict[str, int]:
+    def num(obj: Any, name: str) -> int:
+        value = obj.get(name) if isinstance(obj, dict) else None
+        return int(value) if isinstance(value, int | float) else 0
+
+    return {
+        "input_tokens": num(usage, "prompt_tokens"),
+        "output_tokens": num(usage, "completion_tokens"),
+        "total_tokens": num(usage, "total_tokens"),
+        "reasoning_tokens": num(usage.get("completion_tokens_details"), "reasoning_tokens"),
+        "cache_read_tokens": num(usage.get("prompt_tokens_details"), "cached_tokens"),
+        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
+    }
 
 
 def _closer_for(response: Any) -> Callable[[], None]:
@@ -328,16 +425,33 @@ def _absorb_chunk(chunk: Any, out: StepOutput, hooks: StreamHooks) -> None:
 
 
 def _absorb_tool_delta(tc: Any, out: StepOutput, hooks: StreamHooks) -> None:
-    index = tc.index if tc.index is not None else len(out.tool_calls)
+    fn = tc.function
+    _absorb_tool_delta_parts(
+        tc.index,
+        tc.id,
+        fn.name if fn is not None else None,
+        fn.arguments if fn is not None else None,
+        out,
+        hooks,
+    )
+
+
+def _absorb_tool_delta_parts(
+    index: int | None,
+    call_id: str | None,
+    name: str | None,
+    args: str | None,
+    out: StepOutput,
+    hooks: StreamHooks,
+) -> None:
+    index = index if index is not None else len(out.tool_calls)
     while len(out.tool_calls) <= index:
         out.tool_calls.append(ToolCall(id="", name=""))
     call = out.tool_calls[index]
-    fn = tc.function
-    if tc.id:
-        call.id = tc.id
-    if fn is not None and fn.name:
-        call.name = fn.name
-    args = fn.arguments if fn is not None else None
+    if call_id:
+        call.id = call_id
+    if name:
+        call.name = name
     if args:
         call.arguments += args
     hooks.on_part(
@@ -371,19 +485,49 @@ def complete_text(
     model: ResolvedModel, messages: list[dict[str, Any]], *, timeout: float, max_tokens: int
 ) -> str:
     """One short non-streamed completion (titles); raises LLMError."""
-    kwargs = completion_kwargs(model, first_chunk_timeout=timeout)
-    kwargs["max_tokens"] = max_tokens
+    url = openai_wire.base_url(model.provider, model.base_url)
     try:
-        response = litellm.completion(messages=messages, **kwargs)
+        if url and get_settings().llm_direct_openai:
+            return openai_wire.complete(
+                url,
+                model.api_key,
+                openai_wire.request_body(
+                    model.provider, model.model, model.options or {}, messages, None, max_tokens
+                ),
+                timeout=httpx.Timeout(timeout, connect=10.0),
+            )
+        kwargs = completion_kwargs(model, first_chunk_timeout=timeout)
+        kwargs["max_tokens"] = max_tokens
+        response = _litellm().completion(messages=messages, **kwargs)
     except Exception as exc:
         raise classify(exc, provider=model.provider) from exc
     return response.choices[0].message.content or ""
 
 
+def needs_litellm() -> bool:
+    """Whether an enabled provider is served through litellm (not the direct path)."""
+    import sqlalchemy as sa
+
+    from models import db
+
+    if not get_settings().llm_direct_openai:
+        return True
+    direct = sorted(openai_wire.DIRECT_PROVIDERS)
+    with db.get_engine().connect() as conn:
+        other = conn.execute(
+            sa.text("SELECT 1 FROM chat_providers WHERE enabled AND provider <> ALL(:d) LIMIT 1"),
+            {"d": direct},
+        ).first()
+    return other is not None
+
+
 def warm_up() -> None:
-    """Run one offline streamed completion so litellm's lazy imports happen at boot."""
+    """Pay litellm's import and lazy first-call imports at boot — only when an enabled
+    provider needs it; otherwise the worker never loads litellm at all."""
     try:
-        response = litellm.completion(
+        if not needs_litellm():
+            return
+        response = _litellm().completion(
             model="openai/warm-up",
             messages=[{"role": "user", "content": "warm up"}],
             mock_response="ok",

@@ -9,6 +9,7 @@ the two), with an error that names plan mode.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ ROOT_PLAN_TOOLS = frozenset(
         "ask_user_question",
     }
 )
-# Child chats in plan mode, and explore children (admin MCP tools join these later).
+# Child chats in plan mode, and explore children (plus admin MCP tools, see MCPTool).
 READ_ONLY_TOOLS = frozenset(
     {"read_file", "execute", "process_output", "read_skill", "read_skill_file"}
 )
@@ -107,8 +108,23 @@ class PlanToolError(Exception):
     """Returned to the model as an is_error tool result."""
 
 
-def tool_refusal(name: str, chat: Chat) -> str | None:
-    """Why ``chat`` may not use tool ``name`` right now, or None when it may."""
+@dataclass(frozen=True)
+class MCPTool:
+    """Where an MCP tool comes from: an admin server (with its ``allow_in_plan_mode``) or the
+    workspace's ``.mcp.json`` (``admin=False``)."""
+
+    admin: bool
+    allow_in_plan_mode: bool = False
+
+
+def tool_refusal(name: str, chat: Chat, mcp: MCPTool | None = None) -> str | None:
+    """Why ``chat`` may not use tool ``name`` right now, or None when it may.
+
+    MCP tools (§4.3, §6.2): workspace ones never in plan or explore mode; admin ones in
+    explore mode, and in plan mode only when their server has ``allow_in_plan_mode``.
+    """
+    if mcp is not None:
+        return _mcp_refusal(name, chat, mcp)
     root = chat.parent_chat_id is None
     if name in TURN_ENDING_TOOLS:
         if chat.plan_mode != PlanMode.PLAN or not root:
@@ -120,6 +136,14 @@ def tool_refusal(name: str, chat: Chat) -> str | None:
         allowed = ROOT_PLAN_TOOLS if root else READ_ONLY_TOOLS
         if name not in allowed:
             return f"tool {name!r} is not available in plan mode"
+    return None
+
+
+def _mcp_refusal(name: str, chat: Chat, mcp: MCPTool) -> str | None:
+    if not mcp.admin and chat.mode == ChatMode.EXPLORE:
+        return f"workspace MCP tool {name!r} is not available to an explore subagent"
+    if chat.plan_mode == PlanMode.PLAN and not (mcp.admin and mcp.allow_in_plan_mode):
+        return f"tool {name!r} is not available in plan mode"
     return None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from redis import Redis
 
+from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings, workspace_host_list
 from models import db
 from models.crypto import SecretBox
@@ -89,6 +91,7 @@ class LeaseRegistry:
             try:
                 hosts_registry.beat(self.redis, self.worker_id, self.hosts)
                 self.beat()
+                metrics.WORKER_HEARTBEAT.set(time.time())
             except Exception:  # noqa: BLE001 - keep beating through transient outages
                 log.exception("heartbeat failed")
             if self._closed.wait(self.interval_s):

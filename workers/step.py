@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from agentfarm import metrics
-from models import chat_rules, db, key_policy
+from models import chat_rules, db, key_policy, usage_limits
 from models.base import utcnow
 from models.chats import Chat, ChatMessage
 from models.crypto import SecretsUnavailable
-from models.enums import ChatStatus, MessageRole, PlanMode
+from models.enums import ChatStatus, ErrorKind, MessageRole, PlanMode
 from models.providers import ChatModelConfig, ChatProvider
 from models.workspaces import Workspace, WorkspaceStatus
 from workers import events as ev
@@ -34,6 +34,8 @@ from workers import hosts, plan_mode, toolset
 from workers.broker import get_broker
 from workers.compaction import compact_before_step, compaction_due
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
+from workers.mcp import admin as admin_mcp
+from workers.mcp import workspace as workspace_mcp
 from workers.prompt import load_prompt_files, load_prompt_rows, to_llm_messages
 from workers.runtime import Lease, WorkerRuntime
 from workers.step_persist import count_usage, persist_step
@@ -73,6 +75,7 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
             return run_step(rt, chat_id=chat_id, generation=generation, attempt=attempt)
         if compacted is not None:
             return compacted
+    admin_mcp.add_tools(rt, taken)
     lease = rt.leases.acquire(chat_id)
     started = time.monotonic()
     try:
@@ -118,6 +121,9 @@ def take_chat(
     step_no = _steps_in_generation(session, chat_id, generation) + 1
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
+    over_limit = usage_limits.exceeded(session, chat.owner_id)
+    if over_limit is not None:  # the turn stops at this step boundary (models/usage_limits.py)
+        raise StepFailed(over_limit.turn_message(step_no), ErrorKind.GENERIC)
     config = _model_config(session, chat)
     model = resolve_model(session, rt, config, owner_id=chat.owner_id)
     workspace = session.get(Workspace, chat.workspace_id) if chat.workspace_id else None
@@ -152,6 +158,7 @@ def take_chat(
         computer_use=chat.parent_chat_id is None and toolset.computer_use_enabled(session),
     )
     taken.client_tools = toolset.client_tools(chat)
+    workspace_mcp.add_tools(session, chat, workspace, taken)
     return taken
 
 
@@ -275,7 +282,12 @@ def _call_model(rt: WorkerRuntime, taken: TakenStep, lease: Lease) -> StepOutput
         taken.model,
         taken.messages,
         tools=taken.tools,
-        hooks=StreamHooks(on_part=on_part, should_stop=lease.stop.is_set, set_closer=set_closer),
+        hooks=StreamHooks(
+            on_part=on_part,
+            should_stop=lease.stop.is_set,
+            set_closer=set_closer,
+            on_first_chunk=metrics.TIME_TO_FIRST_TOKEN.labels(taken.model.model).observe,
+        ),
         first_chunk_timeout=rt.settings.llm_first_chunk_timeout_s,
         max_output_tokens=max_tokens,
     )

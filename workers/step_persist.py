@@ -96,7 +96,7 @@ def _insert_step_rows(
     calls = [] if interrupted or output.stopped else output.tool_calls
     for call in calls:
         call.id = call.id or f"call_{uuid.uuid4().hex[:24]}"
-    content = _assistant_parts(output, calls)
+    content = _assistant_parts(output, calls, taken.mcp_tools)
     usage = output.usage
     values = {
         "chat_id": chat.id,
@@ -128,28 +128,32 @@ def _insert_step_rows(
             chat,
             step_key=taken.step_key,
             calls=calls,
-            workspace_tools=toolset.workspace_tool_names(),
+            workspace_tools=toolset.workspace_tool_names() | taken.workspace_mcp_tools,
             client_tools=taken.client_tools,
+            mcp_servers=taken.mcp_tools,
         )
     row = session.get(ChatMessage, inserted)
     return [row] if row is not None else []
 
 
-def _assistant_parts(output: StepOutput, calls: list[Any]) -> list[dict[str, Any]]:
+def _assistant_parts(
+    output: StepOutput, calls: list[Any], mcp_tools: dict[str, uuid.UUID]
+) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if output.reasoning:
         parts.append({"type": "reasoning", "text": output.reasoning})
     if output.text:
         parts.append({"type": "text", "text": output.text})
     for call in calls:
-        parts.append(
-            {
-                "type": "tool-call",
-                "tool_call_id": call.id,
-                "tool_name": call.name,
-                "args": call.parsed_args(),
-            }
-        )
+        part = {
+            "type": "tool-call",
+            "tool_call_id": call.id,
+            "tool_name": call.name,
+            "args": call.parsed_args(),
+        }
+        if call.name in mcp_tools:  # a tool of an admin MCP server (§4.1)
+            part["mcp_server_config_id"] = str(mcp_tools[call.name])
+        parts.append(part)
     return parts
 
 

@@ -34,6 +34,10 @@ class TakenStep:
     watch: dict[str, Any] | None = None
     # Set when the context passed the compression threshold: summarise before this step.
     compaction: CompactionPlan | None = None
+    # MCP tools offered this step: admin ones (name → server id) and the workspace's
+    # ``.mcp.json`` ones, which run on the workspace host (``workers.mcp``).
+    mcp_tools: dict[str, uuid.UUID] = field(default_factory=dict)
+    workspace_mcp_tools: frozenset[str] = frozenset()
 
 
 @dataclass

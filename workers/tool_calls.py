@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
@@ -30,6 +30,7 @@ from models.workspaces import ChatToolCall, ToolCallStatus, Workspace
 from workers import events as ev
 from workers import hosts
 from workers.enqueue import defer, defer_call
+from workers.mcp.results import has_media
 from workers.plan_mode import TURN_ENDING_TOOLS
 from workers.queues import Queue
 from workers.runtime import WorkerRuntime
@@ -48,11 +49,13 @@ def record_calls(
     calls: list[Any],
     workspace_tools: frozenset[str] | set[str],
     client_tools: frozenset[str] | set[str] = frozenset(),
+    mcp_servers: Mapping[str, uuid.UUID] | None = None,
 ) -> list[ChatToolCall]:
     """Insert the step's tool-call rows and defer one ``tool.run`` per call.
 
     Calls of client-declared dynamic tools are not run here: they wait (status ``client``)
-    for ``POST /chats/{chat}/tool-results``. Returns those rows.
+    for ``POST /chats/{chat}/tool-results``. Returns those rows. ``mcp_servers`` maps the
+    offered admin MCP tools to their servers (those calls run on the default queue).
     """
     host = _workspace_host(session, chat)
     waiting: list[ChatToolCall] = []
@@ -65,6 +68,7 @@ def record_calls(
             tool_call_id=call.id,
             tool_name=call.name,
             args=call.parsed_args(),
+            mcp_server_config_id=(mcp_servers or {}).get(call.name),
         )
         if call.name in client_tools:
             row.status = ToolCallStatus.CLIENT
@@ -230,6 +234,10 @@ def complete_step_if_done(session: Session, row: ChatToolCall, publish: Callable
         }
         if call.is_error:
             part["is_error"] = True
+        if call.mcp_server_config_id is not None:
+            part["mcp_server_config_id"] = str(call.mcp_server_config_id)
+        if has_media(call.result):
+            part["is_media"] = True
         messages.append(
             chat_rules.add_message(
                 session,

@@ -10,14 +10,21 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
-from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import chat_queries, chat_rules, chat_updates, key_policy
+from models import (
+    chat_queries,
+    chat_rules,
+    chat_updates,
+    key_policy,
+    mcp_selection,
+    organizations,
+    prompts,
+    usage_limits,
+)
 from models import files as chat_files
-from models.bootstrap import default_organization
 from models.chats import Chat
-from models.errors import BadRequest, Forbidden
-from models.identity import OrganizationMember, User
+from models.errors import BadRequest
+from models.identity import User
 from models.wire import chat_json
 from models.workspaces import Workspace
 from workers import events as ev
@@ -75,21 +82,6 @@ def dump_parts(parts: list[InputPart] | None) -> list[dict[str, Any]] | None:
     return [p.model_dump(exclude_none=True) for p in parts]
 
 
-def _organization_for(session: Session, user: User, org_id: uuid.UUID | None) -> uuid.UUID:
-    if org_id is None:
-        membership = session.exec(
-            select(OrganizationMember).where(OrganizationMember.user_id == user.id)
-        ).all()
-        default = default_organization(session)
-        if any(m.organization_id == default.id for m in membership) or not membership:
-            return default.id
-        return membership[0].organization_id
-    member = session.get(OrganizationMember, (org_id, user.id))
-    if member is None:
-        raise Forbidden("You are not a member of the specified organization.")
-    return org_id
-
-
 def _usable_workspace(session: Session, user: User, workspace_id: uuid.UUID) -> Workspace:
     """A live workspace the caller owns (Coder's 400 otherwise, hiding others' workspaces)."""
     workspace = session.get(Workspace, workspace_id)
@@ -139,7 +131,8 @@ def create_chat(
     from workers.actors.chat import chat_generate_title, chat_step
 
     require_agents_access(user)
-    org_id = _organization_for(session, user, body.organization_id)
+    usage_limits.require_within_limit(session, user.id)
+    org_id = organizations.chat_organization(session, user, body.organization_id)
     if body.system_prompt and len(body.system_prompt) > chat_rules.MAX_SYSTEM_PROMPT_CHARS:
         raise BadRequest("System prompt exceeds maximum length.")
     parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
@@ -150,12 +143,7 @@ def create_chat(
             raise BadRequest("Workspace does not belong to the specified organization.")
     model_config = chat_rules.resolve_model_config(session, body.model_config_id)
     plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
-    if body.mcp_server_ids:
-        # No MCP server exists until the MCP issue lands, so every id is unknown.
-        raise BadRequest(
-            "One or more MCP server IDs are invalid.",
-            detail="Invalid IDs: " + ", ".join(str(i) for i in body.mcp_server_ids),
-        )
+    mcp_server_ids = mcp_selection.initial_selection(session, body.mcp_server_ids)
     labels = chat_rules.validate_labels(body.labels)
     dynamic_tools = _validate_dynamic_tools(body.unsafe_dynamic_tools)
     client_type = chat_rules.parse_client_type(body.client_type)
@@ -165,13 +153,15 @@ def create_chat(
         organization_id=org_id,
         parts=parts,
         model_config=model_config,
-        deployment_prompt=get_settings().system_prompt,
+        deployment_prompt=prompts.deployment_prompt(session),
+        user_prompt=prompts.user_prompt(session, user.id),
         system_prompt=body.system_prompt,
         labels=labels,
         client_type=client_type,
         plan_mode=plan_mode,
     )
     chat.dynamic_tools = dynamic_tools
+    chat.mcp_server_ids = mcp_server_ids
     chat.workspace_id = workspace.id if workspace is not None else None
     warnings = chat_files.link_files(session, chat.id, chat_files.file_ids_in(parts))
     # Watchers hear `created` before the step that makes the chat running can start.

@@ -1,15 +1,22 @@
-"""Deployment chat settings that shape a turn: plan-mode instructions and the virtual desktop
-toggle (reference §1.10). Changing them needs the owner role."""
+"""Deployment chat settings that shape a turn (reference §1.10): the system prompt, plan-mode
+instructions, the template allowlist, the virtual desktop toggle — changing them needs the
+owner role — and each user's own custom prompt."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
+from sqlmodel import select
 
 from api_shim.deps import CurrentUser, DbSession, require_owner
-from models import site_text, workspace_rules
+from models import prompts, site_text, workspace_rules
 from models.enums import SiteRole
-from models.errors import NotFound
+from models.errors import BadRequest, NotFound
+from models.identity import User
+from models.workspaces import Template
 from workers.plan_mode import PLAN_INSTRUCTIONS_KEY
 from workers.toolset import DESKTOP_ENABLED_KEY
 
@@ -24,11 +31,100 @@ class DesktopEnabled(BaseModel):
     enable_desktop: bool = False
 
 
+class SystemPromptIn(BaseModel):
+    system_prompt: str = ""
+    include_default_system_prompt: bool | None = None
+
+
+class SystemPromptOut(BaseModel):
+    system_prompt: str
+    include_default_system_prompt: bool
+    default_system_prompt: str
+
+
+class UserPrompt(BaseModel):
+    custom_prompt: str = ""
+
+
+class TemplateAllowlist(BaseModel):
+    template_ids: list[str] = []
+
+
+def _hidden_unless_owner(user: User) -> None:
+    """Coder answers 404 to users who may not read deployment config (its existence hidden)."""
+    if SiteRole.OWNER not in (user.rbac_roles or []):
+        raise NotFound("Resource not found or you do not have access to this resource")
+
+
+@router.get("/system-prompt", summary="Deployment system prompt (owner role)")
+def get_system_prompt(user: CurrentUser, session: DbSession) -> SystemPromptOut:
+    _hidden_unless_owner(user)
+    return SystemPromptOut(**prompts.system_prompt_config(session))
+
+
+@router.put("/system-prompt", status_code=204, summary="Set the deployment system prompt")
+def put_system_prompt(body: SystemPromptIn, user: CurrentUser, session: DbSession) -> Response:
+    require_owner(user)
+    prompts.set_system_prompt(session, body.system_prompt, body.include_default_system_prompt)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/user-prompt", summary="Your personal custom prompt")
+def get_user_prompt(user: CurrentUser, session: DbSession) -> UserPrompt:
+    return UserPrompt(custom_prompt=prompts.user_prompt(session, user.id))
+
+
+@router.put("/user-prompt", summary="Set your personal custom prompt (added to new chats)")
+def put_user_prompt(body: UserPrompt, user: CurrentUser, session: DbSession) -> UserPrompt:
+    saved = prompts.set_user_prompt(session, user.id, body.custom_prompt)
+    session.commit()
+    return UserPrompt(custom_prompt=saved)
+
+
+@router.get("/template-allowlist", summary="Templates the agent may use (owner role)")
+def get_template_allowlist(user: CurrentUser, session: DbSession) -> TemplateAllowlist:
+    _hidden_unless_owner(user)
+    value = workspace_rules.get_setting(session, workspace_rules.TEMPLATE_ALLOWLIST_KEY) or {}
+    return TemplateAllowlist(template_ids=value.get("template_ids", []))
+
+
+@router.put(
+    "/template-allowlist",
+    status_code=204,
+    summary="Set the templates the agent may use (empty: every template)",
+)
+def put_template_allowlist(
+    body: TemplateAllowlist, user: CurrentUser, session: DbSession
+) -> Response:
+    require_owner(user)
+    ids: list[str] = []
+    for raw in body.template_ids:
+        try:
+            value = str(uuid.UUID(str(raw).strip())).lower()
+        except ValueError:
+            raise BadRequest("Invalid template ID in allowlist.") from None
+        if value not in ids:
+            ids.append(value)
+    if ids:
+        found: Any = session.exec(
+            select(Template.id).where(
+                Template.id.in_([uuid.UUID(i) for i in ids]),  # type: ignore[attr-defined]
+                Template.deprecated.is_(False),  # type: ignore[attr-defined]
+            )
+        ).all()
+        if len(found) != len(ids):
+            raise BadRequest("One or more templates not found or deprecated.")
+    workspace_rules.put_setting(
+        session, workspace_rules.TEMPLATE_ALLOWLIST_KEY, {"template_ids": ids}
+    )
+    session.commit()
+    return Response(status_code=204)
+
+
 @router.get("/plan-mode-instructions", summary="Plan-mode instructions (owner role)")
 def get_plan_mode_instructions(user: CurrentUser, session: DbSession) -> PlanModeInstructions:
-    if SiteRole.OWNER not in (user.rbac_roles or []):
-        # Coder answers 404 to users who may not read deployment config.
-        raise NotFound("Resource not found or you do not have access to this resource")
+    _hidden_unless_owner(user)
     value = workspace_rules.get_setting(session, PLAN_INSTRUCTIONS_KEY) or {}
     return PlanModeInstructions(plan_mode_instructions=value.get("plan_mode_instructions", ""))
 

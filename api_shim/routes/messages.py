@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from agentfarm.settings import get_settings
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from api_shim.routes.chats import InputPart, dump_parts
-from models import chat_edits, chat_queries, chat_rules
+from models import chat_edits, chat_queries, chat_rules, mcp_selection, usage_limits
 from models import files as chat_files
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
@@ -96,16 +96,14 @@ def send_message(
 
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    usage_limits.require_within_limit(session, row.owner_id)
     behavior = chat_rules.parse_busy_behavior(body.busy_behavior)
     parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
     config_id = None
     if body.model_config_id is not None:
         config_id = chat_rules.resolve_model_config(session, body.model_config_id).id
-    if body.mcp_server_ids:
-        raise BadRequest(
-            "One or more MCP server IDs are invalid.",
-            detail="Invalid IDs: " + ", ".join(str(i) for i in body.mcp_server_ids),
-        )
+    if body.mcp_server_ids is not None:
+        row.mcp_server_ids = mcp_selection.replaced_selection(session, body.mcp_server_ids)
     if body.plan_mode is not None:
         row.plan_mode = chat_rules.parse_plan_mode(body.plan_mode)
     # Files are linked when the message is accepted, queued or not.
@@ -168,6 +166,7 @@ def edit_message(
     # [inferred] editing starts a run like sending does, so it needs the same role.
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    usage_limits.require_within_limit(session, row.owner_id)
     message_id = chat_edits.parse_message_id(message)
     parts = chat_rules.parse_input_parts(dump_parts(body.content), session=session, user=user)
     was_held = row.status == ChatStatus.RUNNING and row.worker_id is not None

@@ -40,5 +40,7 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def prometheus_metrics() -> Response:
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+def prometheus_metrics(request: Request) -> Response:
+    farm = getattr(request.app.state, "farm_collector", None)
+    body = metrics.render(farm) if farm is not None else metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlmodel import Session
 
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import chat_edits, chat_rules
+from models import chat_edits, chat_rules, usage_limits
 from models.chats import Chat, ChatMessage
 from models.enums import ChatStatus
 from models.errors import Conflict
@@ -68,6 +68,7 @@ def promote_queued_message(
 
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
+    usage_limits.require_within_limit(session, row.owner_id)
     queued_id = chat_edits.parse_queued_id(queued_message)
     queued = chat_edits.get_queued(session, row, queued_id)
     writer = request.app.state.events

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from api_shim.deps import CurrentUser, DbSession, parse_uuid
 from api_shim.routes.chats import render_chat
-from models import chat_rules
+from models import chat_rules, usage_limits
 from models.errors import Conflict
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["chats"])
@@ -49,6 +49,7 @@ def regenerate_title(
     chat: str, request: Request, user: CurrentUser, session: DbSession
 ) -> dict[str, Any]:
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"))
+    usage_limits.require_within_limit(session, row.owner_id)
     session.rollback()  # don't hold a transaction open while the model runs
     _run_job(request, row.id, persist=True)
     fresh = chat_rules.get_owned_chat(session, user, row.id)

@@ -1,4 +1,8 @@
-"""The litellm adapter against the scripted model server over HTTP (no in-process fakes)."""
+"""The model adapter against the scripted model server over HTTP (no in-process fakes).
+
+Every test runs twice: on the direct OpenAI-wire client (what openai / openai-compat /
+openrouter models use) and forced through litellm's stream wrapper (what every other
+provider uses), so both paths keep the same behaviour."""
 
 from __future__ import annotations
 
@@ -9,6 +13,18 @@ import pytest
 from agentfarm.scripted_llm import ScriptedLLMServer
 from models.enums import ErrorKind
 from workers.llm import LLMError, ResolvedModel, StreamHooks, stream_step
+
+
+@pytest.fixture(autouse=True, params=["direct", "litellm"])
+def model_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from agentfarm.settings import reset_settings_cache
+
+    direct = request.param == "direct"
+    monkeypatch.setenv("AGENTFARM_LLM_DIRECT_OPENAI", "true" if direct else "false")
+    reset_settings_cache()
+    yield request.param
+    monkeypatch.undo()
+    reset_settings_cache()
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +91,11 @@ def test_first_chunk_guard_is_a_retryable_startup_timeout(server: ScriptedLLMSer
     ],
 )
 def test_http_failures_are_classified(
-    server: ScriptedLLMServer, status: int, kind: ErrorKind, retryable: bool
+    server: ScriptedLLMServer, status: int, kind: ErrorKind, retryable: bool, model_path: str
 ) -> None:
+    # [[fail]] counts identical conversations: each path gets its own.
     with pytest.raises(LLMError) as info:
-        run(server, f"[[fail: {status} times=1]] classify {status}")
+        run(server, f"[[fail: {status} times=1]] classify {status} on {model_path}")
     assert (info.value.kind, info.value.retryable) == (kind, retryable)
     assert info.value.status_code == status
 
@@ -100,3 +117,17 @@ def test_stop_request_ends_the_stream_early(server: ScriptedLLMServer) -> None:
         max_output_tokens=100,
     )
     assert out.stopped and out.text.startswith("tok0 tok1 tok2") and len(seen) < 10
+
+
+def test_non_streamed_completion(server: ScriptedLLMServer) -> None:
+    from workers.llm import complete_text
+
+    messages = [
+        {"role": "system", "content": "Generate a short title for this chat."},
+        {"role": "user", "content": "[[title: Fix The Login Test]] please fix it"},
+    ]
+    text = complete_text(model_for(server), messages, timeout=10, max_tokens=20)
+    assert text == "Fix The Login Test"
+    with pytest.raises(LLMError) as info:
+        complete_text(model_for(server, api_key="reject-me"), messages, timeout=10, max_tokens=20)
+    assert info.value.kind == ErrorKind.AUTH and info.value.status_code == 401

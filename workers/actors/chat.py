@@ -7,6 +7,7 @@ return early when the message no longer matches the state (a message is only a w
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 import dramatiq
@@ -37,10 +38,12 @@ def chat_step(chat_id: str, generation: int, attempt: int = 1) -> None:
     from agentfarm import metrics
     from workers.step import run_step
 
+    started = time.perf_counter()
     result = run_step(
         get_runtime(), chat_id=uuid.UUID(chat_id), generation=generation, attempt=attempt
     )
     metrics.STEP_OUTCOMES.labels(result.model or "unknown", result.outcome).inc()
+    metrics.STEP_DURATION.labels(result.model or "unknown").observe(time.perf_counter() - started)
     log.info(
         "chat step %s",
         result.outcome,

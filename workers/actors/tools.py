@@ -88,6 +88,10 @@ def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
 
     args = row.args if isinstance(row.args, dict) else {}
     try:
+        if row.mcp_server_config_id is not None:  # admin MCP: its own plan-mode rule
+            from workers.mcp import admin
+
+            return admin.run_call(rt, row.chat_id, row.mcp_server_config_id, row.tool_name, args)
         with db.session_scope() as session:
             chat = session.get(Chat, row.chat_id)
             if chat is None:
@@ -103,7 +107,7 @@ def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
             return run_platform_tool(rt, row.tool_name, row.chat_id, args), False
         if row.tool_name in toolset.workspace_tool_names():
             return _run_workspace_tool(rt, row, args)
-        return {"error": f"tool {row.tool_name!r} is not available"}, True
+        return _run_workspace_mcp_tool(rt, row, args)
     except subagents.NotReady:
         raise
     except (PlatformToolError, subagents.SubagentError, plan_mode.PlanToolError) as exc:
@@ -157,6 +161,24 @@ def _run_workspace_tool(
     if process_id:
         _record_process(workspace, row, str(process_id), str(args.get("command", "")))
     return result, is_error
+
+
+def _run_workspace_mcp_tool(
+    rt: WorkerRuntime, row: ChatToolCall, args: dict[str, Any]
+) -> tuple[Any, bool]:
+    """A workspace ``.mcp.json`` tool, when this worker serves the workspace's host."""
+    from agentfarm.settings import workspace_host_list
+    from workers.actors.workspaces import spool_dir
+    from workers.mcp import workspace as workspace_mcp
+
+    with db.session_scope() as session:
+        chat = session.get(Chat, row.chat_id)
+        bound = chat.workspace_id if chat is not None else None
+        workspace = session.get(Workspace, bound) if bound else None
+        host = workspace.host if workspace is not None else None
+    if host is None or host not in workspace_host_list(rt.settings):
+        return {"error": f"tool {row.tool_name!r} is not available"}, True
+    return workspace_mcp.run_call(row, args, spool_dir())
 
 
 def _record_process(workspace: Workspace, row: ChatToolCall, process_id: str, command: str) -> None:

@@ -137,14 +137,22 @@ def workspace_autostop() -> None:
 
 
 @dramatiq.actor(
-    actor_name="workspace.context", queue_name=Queue.DEFAULT, max_retries=3, time_limit=60_000
+    actor_name="workspace.context",
+    queue_name=Queue.DEFAULT,
+    max_retries=3,
+    # .mcp.json servers connect in parallel, each within 30 s.
+    time_limit=120_000,
 )
 def workspace_context(chat_id: str, generation: int) -> None:
-    """Read AGENTS.md and skills from the chat's workspace, persist them, continue the step."""
+    """Read AGENTS.md and skills from the chat's workspace, discover its .mcp.json tools,
+    persist them, continue the step."""
     from workers.actors.chat import chat_step
     from workers.context_files import discover_skills, read_instruction_files, skill_parts
+    from workers.mcp.workspace import refresh_discovery
 
     rt = get_runtime()
+    # Before the chat lock: connecting to the servers may take a while.
+    refresh_discovery(uuid.UUID(chat_id), spool_dir())
     published: list[dict[str, Any]] = []
     with db.session_scope() as session:
         chat = session.exec(

@@ -1,0 +1,103 @@
+"""Shared plumbing of the farm benchmarks: where the farm is, its token, its Redis, its worker
+processes. Every benchmark runs against a farm that is already up (``make run``, or any farm
+given by --api/--token/--redis-url)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+DATA_DIR = Path(os.environ.get("AGENTFARM_DATA_DIR", ".agentfarm"))
+
+
+def farm_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", default="http://127.0.0.1:3000")
+    parser.add_argument("--token", default=None, help="default: .agentfarm/admin-token")
+    parser.add_argument("--redis-url", default=None, help="default: make run's embedded Redis")
+
+
+def token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    return (DATA_DIR / "admin-token").read_text().strip()
+
+
+def redis_url(args: argparse.Namespace) -> str:
+    if args.redis_url:
+        return str(args.redis_url)
+    env = os.environ.get("AGENTFARM_REDIS_URL")
+    if env:
+        return env
+    ports = json.loads((DATA_DIR / "ports.json").read_text())
+    return f"redis://127.0.0.1:{ports['redis']}/0"
+
+
+def client(args: argparse.Namespace, timeout: float = 60) -> httpx.Client:
+    return httpx.Client(
+        base_url=args.api, headers={"Coder-Session-Token": token(args)}, timeout=timeout
+    )
+
+
+def say(text: str) -> dict[str, object]:
+    return {"content": [{"type": "text", "text": text}]}
+
+
+def worker_pids(redis_url: str) -> list[int]:
+    """PIDs of this farm's Dramatiq worker processes (those whose AGENTFARM_REDIS_URL is the
+    farm's; not the parent that forks them)."""
+    out = subprocess.run(
+        ["pgrep", "-f", "dramatiq workers.main"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    pids = [int(p) for p in out if _env(int(p)).get("AGENTFARM_REDIS_URL") == redis_url]
+    children = [p for p in pids if _ppid(p) in pids]
+    return children or pids
+
+
+def _env(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def _ppid(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p99, max."""
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return statistics.median(ordered), p99, ordered[-1]
+
+
+def wait_idle(http: httpx.Client, chat_id: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chat = http.get(f"/api/experimental/chats/{chat_id}").json()
+        if chat["status"] in ("waiting", "error"):
+            return dict(chat)
+        time.sleep(0.02)
+    raise SystemExit(f"chat {chat_id} did not finish within {timeout}s")

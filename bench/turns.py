@@ -1,0 +1,164 @@
+"""Throughput against raw Dramatiq, and worker memory (issue 8 (a), (e)).
+
+    make run   # in another terminal
+    .venv/bin/python bench/turns.py [--turns 1000] [--concurrency 16] [--noop 5000]
+
+1. Raw Dramatiq: a stock ``RedisBroker`` worker (``bench/noop_actors.py``) with the farm's
+   worker settings (processes × threads) on the farm's own Redis drains N no-op messages:
+   messages/s.
+2. agentfarm: single-step turns on the running farm, the scripted model answering at once
+   (``[[reply: ok]]``): C chats, each sent its next message as soon as the owner's watch
+   stream says the previous turn is ``waiting``: completed turns/s, and the ratio to (1).
+3. Worker RSS (each worker process of the farm) before and after the turns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+from websockets.asyncio.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import farmlib  # noqa: E402
+
+
+def raw_dramatiq(url: str, messages: int, processes: int, threads: int) -> float:
+    """No-op messages per second through a stock Dramatiq worker."""
+    from dramatiq.brokers.redis import RedisBroker
+
+    env = {**os.environ, "BENCH_REDIS_URL": url, "dramatiq_queue_prefetch": str(threads)}
+    root = Path(__file__).resolve().parent.parent
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter("bench-noop:*"):
+        client.delete(key)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "bench.noop_actors", "-p", str(processes),
+         "-t", str(threads)],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        sys.path.insert(0, str(root))
+        os.environ["BENCH_REDIS_URL"] = url
+        from bench import noop_actors
+
+        broker: RedisBroker = noop_actors.broker
+        noop_actors.noop.send()  # wait until the worker is up
+        deadline = time.monotonic() + 60
+        while int(client.get(noop_actors.COUNTER) or 0) < 1:
+            if time.monotonic() > deadline:
+                raise SystemExit("the no-op worker did not start")
+            time.sleep(0.05)
+        message = noop_actors.noop.message()
+        started = time.perf_counter()
+        for _ in range(messages):
+            broker.enqueue(message.copy())
+        while int(client.get(noop_actors.COUNTER) or 0) < messages + 1:
+            time.sleep(0.002)
+        return messages / (time.perf_counter() - started)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+async def farm_turns(args: argparse.Namespace, total: int, concurrency: int) -> float:
+    headers = {"Coder-Session-Token": farmlib.token(args)}
+    ws_url = args.api.replace("http", "ws", 1) + "/api/experimental/chats/watch"
+    async with httpx.AsyncClient(base_url=args.api, headers=headers, timeout=60) as http:
+        async with connect(ws_url, additional_headers=headers, max_queue=None) as ws:
+            chats = []
+            for _ in range(concurrency):
+                resp = await http.post(
+                    "/api/experimental/chats", json=farmlib.say("[[reply: ready]]")
+                )
+                chats.append(resp.json()["id"])
+            await _until_idle(http, chats)
+            await asyncio.sleep(1.0)  # titles and other side jobs of the creates settle
+            while True:  # drain watch events from the warm-up
+                try:
+                    await asyncio.wait_for(ws.recv(), 0.2)
+                except TimeoutError:
+                    break
+            busy: set[str] = set()
+            sent = completed = 0
+            tasks: set[asyncio.Task[httpx.Response]] = set()
+
+            def send(chat: str) -> None:
+                nonlocal sent
+                sent += 1
+                busy.add(chat)
+                task = asyncio.create_task(
+                    http.post(f"/api/experimental/chats/{chat}/messages",
+                              json=farmlib.say("[[reply: ok]]"))
+                )  # fmt: skip
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            started = time.perf_counter()
+            for chat in chats:
+                send(chat)
+            while completed < total:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                chat = event["chat"]["id"]
+                if event["kind"] != "status_change" or chat not in busy:
+                    continue
+                if event["chat"]["status"] not in ("waiting", "error"):
+                    continue
+                busy.discard(chat)
+                completed += 1
+                if sent < total:
+                    send(chat)
+            elapsed = time.perf_counter() - started
+            await asyncio.gather(*tasks)
+            return total / elapsed
+
+
+async def _until_idle(http: httpx.AsyncClient, chats: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    pending = set(chats)
+    while pending and time.monotonic() < deadline:
+        for chat in list(pending):
+            if (await http.get(f"/api/experimental/chats/{chat}")).json()["status"] in (
+                "waiting",
+                "error",
+            ):
+                pending.discard(chat)
+        await asyncio.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    farmlib.farm_args(parser)
+    parser.add_argument("--turns", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--noop", type=int, default=5000)
+    parser.add_argument("--processes", type=int, default=1, help="the farm worker's -p")
+    parser.add_argument("--threads", type=int, default=8, help="the farm worker's -t")
+    args = parser.parse_args()
+
+    pids = farmlib.worker_pids(farmlib.redis_url(args))
+    before = {pid: farmlib.rss_mb(pid) for pid in pids}
+    noop_rate = raw_dramatiq(farmlib.redis_url(args), args.noop, args.processes, args.threads)
+    turn_rate = asyncio.run(farm_turns(args, args.turns, args.concurrency))
+    after = {pid: farmlib.rss_mb(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
+
+    print(f"worker settings: {args.processes} process(es) x {args.threads} threads")
+    print(f"{'measure':<44} {'value':>12}")
+    print(f"{'raw Dramatiq no-op messages/s':<44} {noop_rate:>12.1f}")
+    print(f"{'agentfarm single-step turns/s':<44} {turn_rate:>12.1f}")
+    print(f"{'ratio turns/s : no-op msg/s':<44} {turn_rate / noop_rate:>11.1%}")
+    for pid in pids:
+        print(f"worker {pid} RSS before / after {args.turns} turns: "
+              f"{before[pid]:.0f} MB / {after.get(pid, float('nan')):.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
