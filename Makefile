@@ -6,7 +6,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format bench-pickup bench-purge bench clean os-packages
+.PHONY: run test lint format bench-pickup bench-purge bench-llm bench-turns bench-overhead \
+	bench-relay bench clean os-packages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentfarm needs Python >= 3.11")'
@@ -49,7 +50,20 @@ bench-pickup: $(STAMP)  ## idle-worker pickup latency, stock vs wakeable broker
 bench-purge: $(STAMP)  ## retention purge of 1M messages (embedded Postgres unless AGENTFARM_DATABASE_URL)
 	$(PY) bench/purge.py
 
-bench: bench-pickup bench-purge
+bench-llm: $(STAMP)  ## CPU per streamed token: worker model path vs a raw httpx stream
+	$(PY) bench/llm_cpu.py
+
+# These need a running farm (`make run` in another terminal).
+bench-turns: $(STAMP)  ## single-step turns/s vs raw Dramatiq no-op msgs/s; worker RSS
+	$(PY) bench/turns.py
+
+bench-overhead: $(STAMP)  ## POST -> first message_part at a client, minus model TTFT
+	$(PY) bench/overhead.py
+
+bench-relay: $(STAMP)  ## one API process relaying N concurrent SSE streams
+	$(PY) bench/relay.py
+
+bench: bench-pickup bench-purge bench-llm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ missed. A live ``message`` event the snapshot already contained is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
+from api_shim.stream_hub import hub_for
 from models import chat_queries, chat_rules, db
 from models.chats import Chat
 from models.wire import message_json, queued_json
@@ -131,27 +133,40 @@ async def follow(
     seen_message_id: int = 0,
     on_idle: Callable[[], None] | None = None,
 ) -> AsyncIterator[Batch]:
-    """Live events after ``position``; an empty batch every ``block_ms`` of silence."""
-    key = ev.stream_key(chat_id)
-    while True:
-        reply = await redis.xread({key: position}, count=max_batch, block=block_ms)
-        if not reply:
-            if on_idle is not None:
-                on_idle()
-            yield Batch(position=position, entries=[])
-            continue
-        entries = _parse_entries(reply[0][1])
-        if not entries:
-            continue
-        position = entries[-1][0]
-        fresh = []
-        for entry_id, event in entries:
-            # Only the snapshot's messages are skipped: publishes of different writers can
-            # arrive out of id order, so a running maximum would drop real messages.
-            if event["type"] == "message" and (event["message"].get("id") or 0) <= seen_message_id:
+    """Live events after ``position``; an empty batch every ``block_ms`` of silence.
+
+    Read through the process's :class:`api_shim.stream_hub.StreamHub`: one Redis reader per
+    chat, whatever the number of clients here."""
+    hub = hub_for(redis)
+    sub = await hub.subscribe(ev.stream_key(chat_id), position)
+    delivered = position
+    try:
+        while True:
+            if sub.error is not None and sub.queue.empty():
+                raise sub.error
+            try:
+                entries = await asyncio.wait_for(sub.queue.get(), block_ms / 1000)
+            except TimeoutError:
+                if on_idle is not None:
+                    on_idle()
+                yield Batch(position=delivered, entries=[])
                 continue
-            fresh.append((entry_id, event))
-        yield Batch(position=position, entries=fresh)
+            for start in range(0, len(entries), max_batch):
+                chunk = entries[start : start + max_batch]
+                delivered = chunk[-1][0]
+                # Only the snapshot's messages are skipped: publishes of different writers
+                # can arrive out of id order, so a running maximum would drop real messages.
+                fresh = [
+                    (entry_id, event)
+                    for entry_id, event in chunk
+                    if not (
+                        event["type"] == "message"
+                        and (event["message"].get("id") or 0) <= seen_message_id
+                    )
+                ]
+                yield Batch(position=delivered, entries=fresh)
+    finally:
+        hub.unsubscribe(sub)
 
 
 async def replay_after(

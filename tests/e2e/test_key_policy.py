@@ -294,7 +294,11 @@ def test_user_key_set_status_delete(
 
 
 def test_keys_never_reach_the_logs(farm: Farm) -> None:
-    """Runs after the rows above: no key they stored appears in the worker's log."""
+    """Runs after the rows above: no key they stored appears in the worker's or API's log."""
     assert GOOD_KEYS, "run with the tests above"
     log = farm.worker.log_path.read_text(errors="replace")
     assert not [k for k in GOOD_KEYS if k in log]
+    # …nor in the API's (this process's) log records.
+    assert farm.api_log is not None and farm.api_log.exists()
+    api_log = farm.api_log.read_text(errors="replace")
+    assert not [k for k in GOOD_KEYS if k in api_log]
