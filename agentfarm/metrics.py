@@ -69,6 +69,19 @@ HTTP_DURATION = Histogram(
 PURGED_ROWS = Counter(
     "agentfarm_purged_rows_total", "Rows deleted by the retention purge, by table", ["table"]
 )
+ROLLUP_ROWS = Counter(
+    "agentfarm_rollup_rows_total", "Messages added to the cost rollups by usage.rollup"
+)
+PR_REFRESHES = Counter(
+    "agentfarm_pr_refreshes_total",
+    "PR insight refreshes by outcome (stored, no_pull, rate_limited, token, no_provider, error)",
+    ["outcome"],
+)
+PUSH_NOTIFICATIONS = Counter(
+    "agentfarm_push_notifications_total",
+    "Web push deliveries by outcome (sent, gone, failed, disabled)",
+    ["outcome"],
+)
 # The scheduler's own gauges. Across processes: the number of leaders (livesum) and the
 # newest success of each job (max), wherever it ran.
 SCHEDULER_LEADER = Gauge(

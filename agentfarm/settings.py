@@ -90,6 +90,20 @@ class Settings(BaseSettings):
     retention_purge_every_s: float = 600.0
     # Rows deleted per purge transaction (the window itself is the site setting retention_days).
     retention_batch_size: int = 1000
+    # Cost rollups (usage.rollup): messages rolled up per transaction.
+    usage_rollup_every_s: float = 60.0
+    usage_rollup_batch_size: int = 5000
+    # PR insights: insights.refresh claims up to insights_batch_size stale diff statuses and
+    # sends one insights.ingest_pr each; a refreshed status is stale again after
+    # insights_stale_after_s (ten times that once its PR is merged or closed). Git providers
+    # themselves are AGENTFARM_EXTERNAL_AUTH_<N>_* (agentfarm/external_auth.py).
+    insights_refresh_every_s: float = 10.0
+    insights_batch_size: int = 50
+    insights_stale_after_s: float = 120.0
+    insights_http_timeout_s: float = 10.0
+    # Web push: the VAPID "sub" claim (a mailto: or https: URL); empty = the access URL when
+    # it is https, else mailto:agentfarm@localhost.
+    webpush_subject: str = ""
 
     # Scripted model server used by `agentfarm dev`
     scripted_llm_port: int = 0

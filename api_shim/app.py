@@ -22,9 +22,11 @@ from api_shim.routes import (
     chats,
     config,
     costs,
+    external_auth,
     farm,
     files,
     groups,
+    insights,
     mcp,
     mcp_oauth,
     messages,
@@ -32,6 +34,7 @@ from api_shim.routes import (
     ops,
     organizations,
     providers,
+    push,
     queue,
     retention,
     stream,
@@ -43,6 +46,7 @@ from api_shim.routes import (
     watch,
     workspaces,
 )
+from api_shim.storable_text import StorableText
 from models import db
 from models.crypto import SecretBox
 from workers.broker import get_broker
@@ -62,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         get_broker()
         import workers.actors.chat  # noqa: F401  (actors the shim sends to)
         import workers.actors.tools  # noqa: F401
+        from workers import push as web_push
+
+        web_push.ensure_keys(app.state.secrets)  # VAPID keys, generated on first start
 
         sync_redis = Redis.from_url(settings.redis_url)
         # No socket timeout: relays block in XREAD for up to the ping interval and watchers in
@@ -113,6 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         user_keys,
         usage_limits,
         costs,
+        insights,
+        external_auth,
+        push,
         mcp,
         mcp_oauth,
         chats,
@@ -124,7 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(module.router)
 
-    # Innermost: the agents experiment gate (HttpMetrics still counts what it refuses).
+    # Innermost: JSON text Postgres cannot store is refused (400), then the agents experiment
+    # gate (HttpMetrics still counts what they refuse).
+    app.add_middleware(StorableText)
     app.add_middleware(ExperimentGate, settings=settings)
     app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodies)

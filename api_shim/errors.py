@@ -74,6 +74,15 @@ def install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
 
+    @app.exception_handler(sa_exc.DataError)
+    async def _unstorable(request: Request, exc: sa_exc.DataError) -> JSONResponse:
+        # The database refused a value of the request (SQLSTATE class 22: a number out of
+        # range, text it cannot hold …) and the transaction rolled back. Routes validate what
+        # they can name; this is the net for the rest, logged so a route can be tightened.
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else ""
+        log.warning("value refused by the database: %s", reason, extra={"path": request.url.path})
+        return envelope(400, "Invalid value in the request.", detail=reason or None)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A 500 is always a bug: log it with the route, never with request bodies.

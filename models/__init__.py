@@ -1,12 +1,16 @@
 """Tables, the database session factory and the domain rules that need only the database."""
 
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
+from models.diff_statuses import ChatDiffStatus
 from models.files import ChatFile, ChatFileLink
+from models.git_links import ExternalAuthLink
 from models.identity import ApiKey, Group, GroupMember, Organization, OrganizationMember, User
 from models.mcp_servers import MCPServerConfig, MCPServerUserToken, WorkspaceMCPDiscovery
 from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
 from models.settings_tables import AuditLog, UserConfig
 from models.usage_limit_config import ChatUsageLimitConfig
+from models.usage_rollups import UsageChatDay, UsageRollupPending, UsageUserDay
+from models.webpush import WebpushSubscription
 from models.workspaces import (
     ChatToolCall,
     SiteConfig,
@@ -20,6 +24,7 @@ __all__ = [
     "UserConfig",
     "ApiKey",
     "Chat",
+    "ChatDiffStatus",
     "ChatFile",
     "ChatFileLink",
     "ChatMessage",
@@ -28,6 +33,7 @@ __all__ = [
     "ChatQueuedMessage",
     "ChatToolCall",
     "ChatUsageLimitConfig",
+    "ExternalAuthLink",
     "Group",
     "MCPServerConfig",
     "MCPServerUserToken",
@@ -37,7 +43,11 @@ __all__ = [
     "SiteConfig",
     "Template",
     "User",
+    "UsageChatDay",
+    "UsageRollupPending",
+    "UsageUserDay",
     "UserChatProviderKey",
+    "WebpushSubscription",
     "Workspace",
     "WorkspaceMCPDiscovery",
     "WorkspaceProcess",

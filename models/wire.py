@@ -91,8 +91,10 @@ def chat_json(
     children: list[dict[str, Any]] | None = None,
     files: list[dict[str, Any]] | None = None,
     warnings: list[str] | None = None,
+    diff_status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A Chat. ``children`` is embedded on root chats; ``files`` only on create and get."""
+    """A Chat. ``children`` is embedded on root chats; ``files`` only on create and get;
+    ``diff_status`` is the cached ChatDiffStatus (``models.diff_statuses``), if any."""
     out: dict[str, Any] = {
         "id": str(chat.id),
         "organization_id": str(chat.organization_id),
@@ -106,7 +108,7 @@ def chat_json(
         "title": chat.title,
         "status": str(chat.status),
         "last_error": chat.last_error,
-        "diff_status": None,
+        "diff_status": diff_status,
         "created_at": ts(chat.created_at),
         "updated_at": ts(chat.updated_at),
         "archived": chat.archived,

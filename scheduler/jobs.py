@@ -15,7 +15,9 @@ from agentfarm.settings import Settings
 # Every actor module that declares a periodic job (a module missing here is not scheduled).
 JOB_MODULES = (
     "workers.actors.chat",
+    "workers.actors.insights",
     "workers.actors.retention",
+    "workers.actors.usage",
     "workers.actors.workspaces",
 )
 

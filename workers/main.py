@@ -16,9 +16,12 @@ configure_logging(_settings.log_level, json=_settings.log_json, process="worker"
 broker = get_broker()
 
 import workers.actors.chat  # noqa: E402,F401  (every actor module, explicitly)
+import workers.actors.insights  # noqa: E402,F401
+import workers.actors.push  # noqa: E402,F401
 import workers.actors.retention  # noqa: E402,F401
 import workers.actors.subagents  # noqa: E402,F401
 import workers.actors.tools  # noqa: E402,F401
+import workers.actors.usage  # noqa: E402,F401
 import workers.actors.workspaces  # noqa: E402,F401
 
 for _host in workspace_host_list(_settings):

@@ -17,6 +17,12 @@ STALE_SQL = sa.text(
            started_at = NULL, heartbeat_at = NULL, last_error = NULL, updated_at = now()
      WHERE status = 'running'
        AND coalesce(heartbeat_at, updated_at) < now() - make_interval(secs => :stale)
+       -- Between steps, unfinished tool calls carry the chat on (recover_tool_calls repairs
+       -- them): a new step now would prompt the model with calls that have no results.
+       AND NOT (worker_id IS NULL AND EXISTS (
+             SELECT 1 FROM chat_tool_calls tc
+              WHERE tc.chat_id = chats.id AND tc.generation = chats.generation
+                AND tc.status IN ('queued', 'running')))
     RETURNING id, generation, owner_id, title, status, created_at, updated_at,
               parent_chat_id, root_chat_id, workspace_id
     """
@@ -98,7 +104,10 @@ def recover_tool_calls(rt: WorkerRuntime) -> int:
     for call_id in dead:
         tool_calls.claim(rt, call_id)
     with db.session_scope() as session:
-        lost = session.execute(LOST_TOOL_CALLS_SQL, {"after": 120.0}).all()
+        # As for lost wake-ups: a queued call older than this lost its message (or a dead
+        # worker had prefetched it); a second delivery of a call is harmless.
+        after = min(rt.settings.stale_after_s, 120.0)
+        lost = session.execute(LOST_TOOL_CALLS_SQL, {"after": after}).all()
         workspace_tools = toolset.workspace_tool_names()
         for call_id, host, tool in lost:
             if tool in SPAWN_TOOLS:

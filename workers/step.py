@@ -30,7 +30,7 @@ from models.enums import ChatStatus, ErrorKind, MessageRole, PlanMode
 from models.providers import ChatModelConfig, ChatProvider
 from models.workspaces import Workspace, WorkspaceStatus
 from workers import events as ev
-from workers import hosts, plan_mode, toolset
+from workers import hosts, plan_mode, push, toolset
 from workers.broker import get_broker
 from workers.compaction import compact_before_step, compaction_due
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
@@ -383,6 +383,8 @@ def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLME
             .returning(*WATCH_COLUMNS)
         )
         row = result.first()
+        if row is not None:
+            push.defer_notification(session, row, ChatStatus.ERROR)  # web push, after commit
     if row is not None:
         log.warning("chat run failed: %s", error.message, extra={"chat_id": str(chat_id)})
         rt.events.publish(

@@ -21,7 +21,7 @@ from models.costs import cost_micros
 from models.enums import ChatStatus, MessageRole
 from models.wire import message_json, queued_json
 from workers import events as ev
-from workers import tool_calls, toolset
+from workers import push, tool_calls, toolset
 from workers.llm import StepOutput
 from workers.runtime import WorkerRuntime
 from workers.step_types import StepResult, TakenStep
@@ -52,6 +52,8 @@ def persist_step(
             return StepResult("duplicate")
         published.extend(ev.message_event(chat.id, message_json(m)) for m in rows)
         next_generation = _decide_next(session, chat, taken, output, held, published)
+        if held and chat.status == ChatStatus.WAITING:
+            push.defer_notification(session, chat, chat.status)  # web push, after commit
         if held or next_generation is not None:
             # This step changed the status (an interrupted run was already announced as
             # waiting by the interrupt; the stream repeats it after the partial, watch does not).

@@ -28,7 +28,7 @@ from models.enums import ChatStatus, MessageRole
 from models.wire import message_json, queued_json
 from models.workspaces import ChatToolCall, ToolCallStatus, Workspace
 from workers import events as ev
-from workers import hosts
+from workers import hosts, push
 from workers.enqueue import defer, defer_call
 from workers.mcp.results import has_media
 from workers.plan_mode import TURN_ENDING_TOOLS
@@ -284,6 +284,7 @@ def _end_turn(session: Session, chat: Chat) -> list[dict[str, Any]]:
     chat.started_at = None
     chat.heartbeat_at = None
     chat.updated_at = utcnow()
+    push.defer_notification(session, chat, ChatStatus.WAITING)  # web push, after commit
     return [ev.status_event(chat.id, ChatStatus.WAITING)]
 
 

@@ -23,6 +23,7 @@ from models import (
 )
 from models import files as chat_files
 from models.chats import Chat
+from models.diff_statuses import statuses_by_chat
 from models.errors import BadRequest
 from models.identity import User
 from models.wire import chat_json
@@ -121,6 +122,7 @@ def render_chat(
         children=children,
         files=chat_files.chat_files_json(session, chat.id) if files else None,
         warnings=warnings,
+        diff_status=statuses_by_chat(session, [chat.id]).get(chat.id),
     )
 
 
@@ -198,11 +200,16 @@ def list_chats(
     children = chat_queries.children_by_root(session, chats)
     everyone = chats + [k for kids in children.values() for k in kids]
     unread = chat_queries.unread_chat_ids(session, everyone)
+    diffs = statuses_by_chat(session, [c.id for c in everyone])
     return [
         chat_json(
             c,
             has_unread=c.id in unread,
-            children=[chat_json(k, has_unread=k.id in unread) for k in children[c.id]],
+            children=[
+                chat_json(k, has_unread=k.id in unread, diff_status=diffs.get(k.id))
+                for k in children[c.id]
+            ],
+            diff_status=diffs.get(c.id),
         )
         for c in chats
     ]

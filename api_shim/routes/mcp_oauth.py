@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from mcp.client.auth import PKCEParameters
+from sqlmodel import Session
 
 from agentfarm import mcp_oauth
 from api_shim.deps import AppSettings, CurrentUser, DbSession, Secrets, parse_uuid
@@ -36,7 +37,7 @@ class BadGateway(ApiError):
     status_code = 502
 
 
-def _oauth_server(session: DbSession, raw_id: str) -> MCPServerConfig:
+def _oauth_server(session: Session, raw_id: str) -> MCPServerConfig:
     row = mcp_rules.get_server(
         session, parse_uuid(raw_id, "MCP server config ID"), enabled_only=False
     )

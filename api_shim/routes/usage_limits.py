@@ -7,10 +7,10 @@ read their own status. Enforcement lives in ``models.usage_limits``.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api_shim.deps import CurrentUser, DbSession, OwnerUser
 from models import usage_limit_config as config
@@ -23,13 +23,17 @@ from models.user_refs import InvalidUserRef, find_user
 router = APIRouter(prefix="/api/experimental/chats/usage-limits", tags=["usage-limits"])
 
 
+# Limits are stored in bigint columns: a larger number is a 400, not a database error.
+Micros = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
 class UsageLimitConfigRequest(BaseModel):
-    spend_limit_micros: int | None = None
+    spend_limit_micros: Micros | None = None
     period: str | None = None
 
 
 class OverrideRequest(BaseModel):
-    spend_limit_micros: int | None = None
+    spend_limit_micros: Micros | None = None
 
 
 def _config_response(session: DbSession) -> dict[str, Any]:

@@ -164,6 +164,27 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", C + "/cost/users"): Case(OWNER_ONLY_READ),
     ("GET", C + "/cost/{user}/summary"): Case(E(200, 404, 200, 404, 404)),
+    # PR insights (admins), git providers (none configured here: 404 past auth), web push
+    ("GET", C + "/insights/pull-requests"): Case(OWNER_ONLY_READ),
+    ("GET", "/api/v2/external-auth"): Case(ANYONE),
+    ("GET", "/api/v2/external-auth/{externalauth}"): Case(
+        E(404, 404, 404, 404, 404), path="/api/v2/external-auth/github"
+    ),
+    ("PUT", "/api/v2/external-auth/{externalauth}/token"): Case(
+        E(404, 404, 404, 404, 404), path="/api/v2/external-auth/github/token", body={}
+    ),
+    ("DELETE", "/api/v2/external-auth/{externalauth}"): Case(
+        E(404, 404, 404, 404, 404), path="/api/v2/external-auth/github"
+    ),
+    ("GET", "/api/v2/notifications/push/public-key"): Case(ANYONE),
+    # The member's own subscriptions only (an empty subscription: 400 past auth).
+    ("POST", "/api/v2/users/{user}/notifications/push/subscription"): Case(
+        E(404, 404, 400, 404, 404), body={}
+    ),
+    ("DELETE", "/api/v2/users/{user}/notifications/push/subscription"): Case(
+        E(404, 404, 204, 404, 404), body={}
+    ),
+    ("POST", "/api/v2/users/{user}/notifications/push/test"): Case(E(404, 404, 204, 404, 404)),
     # Admin MCP servers ({mcp_server} is malformed: 400 once past authorization).
     ("GET", MCP): Case(ANYONE),
     ("POST", MCP): Case(OWNER_ONLY_WRITE, body={}),
@@ -192,6 +213,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", C + "/{chat}/tool-results"): Case(E(404, 403, 409, 403, 404), body={"results": []}),
     ("POST", C + "/{chat}/title/regenerate"): Case(MEMBERS_OWN),
     ("POST", C + "/{chat}/title/propose"): Case(MEMBERS_OWN),
+    ("GET", C + "/{chat}/diff"): Case(MEMBERS_OWN),
     ("GET", C + "/{chat}/stream"): Case(MEMBERS_OWN, kind="sse"),
     ("WS", C + "/{chat}/stream"): Case(E(404, 404, 101, 404, 404), kind="ws"),
 }

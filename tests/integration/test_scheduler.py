@@ -26,7 +26,8 @@ from tests.fixtures.farm import free_port
 
 POLL_S = 0.5
 EVERY_S = 1.0
-JOBS = {"chat.recover_stale", "retention.purge", "workspace.autostop"}
+JOBS = {"chat.recover_stale", "insights.refresh", "retention.purge", "usage.rollup",
+        "workspace.autostop"}  # fmt: skip
 
 
 @dataclass
@@ -94,6 +95,8 @@ def scheduler_env(database_url: str, scratch_redis: redis_lib.Redis) -> dict[str
         "AGENTFARM_RECOVER_STALE_EVERY_S": str(EVERY_S),
         "AGENTFARM_WORKSPACE_AUTOSTOP_EVERY_S": str(EVERY_S),
         "AGENTFARM_RETENTION_PURGE_EVERY_S": str(EVERY_S),
+        "AGENTFARM_USAGE_ROLLUP_EVERY_S": str(EVERY_S),
+        "AGENTFARM_INSIGHTS_REFRESH_EVERY_S": str(EVERY_S),
         "AGENTFARM_LOG_JSON": "true",
     }
 

@@ -18,6 +18,7 @@ from models.base import utcnow
 from models.chats import Chat
 from models.enums import PlanMode
 from models.workspaces import ChatToolCall, Template, Workspace, WorkspaceProcess, WorkspaceStatus
+from workers import git_report
 from workers.broker import get_broker
 from workers.queues import Queue
 from workers.runtime import WorkerRuntime, get_runtime
@@ -160,6 +161,8 @@ def _run_workspace_tool(
     process_id = result.get("background_process_id") if isinstance(result, dict) else None
     if process_id:
         _record_process(workspace, row, str(process_id), str(args.get("command", "")))
+    # PR insights: the host reports the chat's git branch and origin (never raises).
+    git_report.after_tool(row.chat_id, row.tool_name, Path(workspace.directory), args)
     return result, is_error
 
 
