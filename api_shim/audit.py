@@ -3,9 +3,10 @@
 A pure ASGI middleware so that no route has to remember to audit itself: after routing it
 knows the route template, and :func:`models.audit.classify` decides whether the request is
 audited. Only those requests have their (small, JSON) request and response bodies kept, to
-take the changed fields and a created resource's id. The entry is written after the response,
-in its own transaction; a failure to write it is logged, never turned into an error for a
-change that already happened.
+take the changed fields and a created resource's id. The entry is written in its own
+transaction, in a worker thread (never on the event loop), just before the last chunk of the
+response body goes out: a client that has its answer can already read the entry. A failure to
+write it is logged, never turned into an error for a change that already happened.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 
 from models import audit, db
 
@@ -48,11 +51,12 @@ class AuditTrail:
             elif message["type"] == "http.response.body" and status["audited"]:
                 if len(response_body) < MAX_BODY:
                     response_body.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    args = (scope, status, bytes(request_body), bytes(response_body))
+                    await run_in_threadpool(self._write, *args)
             await send(message)
 
         await self.app(scope, receive_and_keep, send_and_keep)
-        if status["audited"]:
-            self._write(scope, status, bytes(request_body), bytes(response_body))
 
     def _write(
         self, scope: dict[str, Any], status: dict[str, Any], request: bytes, response: bytes

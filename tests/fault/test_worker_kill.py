@@ -197,7 +197,7 @@ def test_workers_killed_mid_step_lose_and_duplicate_nothing(
             if len(kills) < KILLS:
                 for chat_id in idle:  # keep every chat busy until the last kill
                     start_turn(chat_id, len(turns[chat_id]) + 1, chat_ids.index(chat_id))
-            elif len(idle) == len(chat_ids) and all(k.recovered_after() for k in kills):
+            elif len(idle) == len(chat_ids) and all(k.recovered_after() is not None for k in kills):
                 break
             if len(kills) < KILLS and now >= next_kill and len(pool.live) >= 2:
                 holders = {r.worker_id for r in state.values() if r.status == "running"}
