@@ -106,6 +106,11 @@ STEP_DURATION = Histogram(
     ["model"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+CONFIG_CACHE = Counter(
+    "agentfarm_config_cache_lookups_total",
+    "Configuration a worker derived per step: answered from its cache (hit) or the database (miss)",
+    ["outcome"],
+)
 WORKER_HEARTBEAT = Gauge(
     "agentfarm_worker_heartbeat_timestamp_seconds",
     "Unix time of the newest worker heartbeat on this host (a stale value: workers are stuck)",

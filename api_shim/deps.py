@@ -15,7 +15,7 @@ from models.base import utcnow
 from models.crypto import SecretBox
 from models.errors import BadRequest, Forbidden, Unauthorized
 from models.identity import User
-from models.tokens import lookup_token
+from models.tokens import lookup_token_user
 
 SESSION_HEADER = "Coder-Session-Token"
 SESSION_COOKIE = "coder_session_token"
@@ -54,11 +54,11 @@ def authenticate(session: Session, token: str | None) -> User:
             "Cookie or header (Coder-Session-Token) must be provided.",
             detail="You must be logged in to use this API.",
         )
-    key = lookup_token(session, token)
-    if key is None:
+    found = lookup_token_user(session, token)
+    if found is None:
         raise Unauthorized("Invalid or expired session token.", detail="The API key is invalid.")
-    user = session.get(User, key.user_id)
-    if user is None or user.deleted or user.status != "active":
+    key, user = found
+    if user.deleted or user.status != "active":
         raise Unauthorized("User is not active.", detail="The API key's user is not active.")
     now = utcnow()
     if key.last_used is None or (now - key.last_used).total_seconds() > 60:

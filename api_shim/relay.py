@@ -8,7 +8,6 @@ missed. A live ``message`` event the snapshot already contained is skipped.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.stream_hub import hub_for
+from api_shim.stream_hub import hub_for, parse_entries
 from models import chat_queries, chat_rules, db
 from models.chats import Chat
 from models.wire import message_json, queued_json
@@ -44,15 +43,6 @@ class Batch:
 
 def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _parse_entries(entries: list[Any]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for entry_id, fields in entries:
-        raw = fields.get(b"e") or fields.get("e")
-        if raw is not None:
-            out.append((_decode(entry_id), json.loads(raw)))
-    return out
 
 
 async def stream_tail(redis: Redis, chat_id: uuid.UUID) -> str:
@@ -116,7 +106,7 @@ async def snapshot(redis: Redis, chat_id: uuid.UUID, after_id: int) -> Batch:
     step_from = await redis.get(ev.step_from_key(chat_id))
     if step_from and tail != ZERO_ID:
         entries = await redis.xrange(ev.stream_key(chat_id), min=_decode(step_from), max=tail)
-        events.extend(e for _, e in _parse_entries(entries) if e["type"] == "message_part")
+        events.extend(e for _, e in parse_entries(entries) if e["type"] == "message_part")
     events.extend(ev.message_event(chat_id, m) for m in messages)
     if queue:
         events.append(ev.queue_event(chat_id, queue))
@@ -174,7 +164,7 @@ async def replay_after(
 ) -> list[tuple[str, dict[str, Any]]]:
     """Entries strictly after ``last_event_id`` that are already in the stream."""
     entries = await redis.xrange(ev.stream_key(chat_id), min=f"({last_event_id}", max="+")
-    return _parse_entries(entries)
+    return parse_entries(entries)
 
 
 def max_message_id(events: list[dict[str, Any]]) -> int:

@@ -32,12 +32,32 @@ def _decode(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class StreamEvent(dict[str, Any]):
+    """An event read from a chat stream that keeps the JSON text it was decoded from: relayed
+    to many clients, it is encoded by none of them (see :func:`event_json`)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        super().__init__(json.loads(text))
+        self.text = text
+
+
+def event_json(event: dict[str, Any]) -> str:
+    """An event as compact JSON: the stream's own text when it came from the stream (the
+    worker wrote it compactly, ``workers.events.encode``), else encoded here."""
+    if isinstance(event, StreamEvent):
+        return event.text
+    return json.dumps(event, separators=(",", ":"))
+
+
 def parse_entries(entries: list[Any]) -> list[Entry]:
-    out = []
+    """``XRANGE``/``XREAD`` entries → (entry id, event); entries without an event are skipped."""
+    out: list[Entry] = []
     for entry_id, fields in entries:
         raw = fields.get(b"e") or fields.get("e")
         if raw is not None:
-            out.append((_decode(entry_id), json.loads(raw)))
+            out.append((_decode(entry_id), StreamEvent(_decode(raw))))
     return out
 
 

@@ -1,6 +1,7 @@
 """Tables, the database session factory and the domain rules that need only the database."""
 
 from models.chats import Chat, ChatMessage, ChatQueuedMessage
+from models.config_version import ConfigVersion
 from models.diff_statuses import ChatDiffStatus
 from models.files import ChatFile, ChatFileLink
 from models.git_links import ExternalAuthLink
@@ -33,6 +34,7 @@ __all__ = [
     "ChatQueuedMessage",
     "ChatToolCall",
     "ChatUsageLimitConfig",
+    "ConfigVersion",
     "ExternalAuthLink",
     "Group",
     "MCPServerConfig",

@@ -143,6 +143,12 @@ def get_config(session: Session) -> ChatUsageLimitConfig | None:
     return session.exec(select(ChatUsageLimitConfig)).first()
 
 
+def enabled(session: Session) -> bool:
+    """Whether usage limits are on at all (when off nobody's spend needs counting)."""
+    config = get_config(session)
+    return config is not None and config.enabled
+
+
 def effective_limit(session: Session, user_id: uuid.UUID) -> EffectiveLimit | None:
     """User override, else the strictest group, else the default; None while disabled."""
     config = get_config(session)

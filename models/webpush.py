@@ -157,6 +157,12 @@ def subscriptions_of(session: Session, user_id: uuid.UUID) -> list[Any]:
     )
 
 
+def has_subscriptions(session: Session, user_id: uuid.UUID) -> bool:
+    """Whether the user has any browser subscribed (one indexed look)."""
+    found = session.execute(sa.select(_t.c.id).where(_t.c.user_id == user_id).limit(1)).first()
+    return found is not None
+
+
 def remove(session: Session, subscription_id: uuid.UUID) -> None:
     """Drop a subscription the push service says is gone (404/410)."""
     session.execute(sa.delete(_t).where(_t.c.id == subscription_id))

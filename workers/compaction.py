@@ -41,7 +41,6 @@ from models.base import utcnow
 from models.chats import Chat, ChatMessage
 from models.costs import cost_micros
 from models.enums import ChatStatus, MessageRole, MessageVisibility
-from models.providers import ChatModelConfig
 from models.wire import message_json
 from workers import events as ev
 from workers import prompt
@@ -92,14 +91,14 @@ class CompactionPlan:
 
 
 def compaction_due(
-    session: Session, chat_id: uuid.UUID, config: ChatModelConfig
+    session: Session, chat_id: uuid.UUID, *, threshold: int, limit: int
 ) -> CompactionPlan | None:
-    """The compaction the chat needs before its next step, or None (called by ``take_chat``)."""
-    threshold, limit = config.compression_threshold, config.context_limit
+    """The compaction the chat needs before its next step, or None (called by ``take_chat``
+    with its model config's compression threshold, in percent, and context limit)."""
     if threshold <= 0 or limit <= 0:
         return None
-    last = session.exec(
-        select(ChatMessage)
+    last = session.execute(
+        sa.select(ChatMessage.id, ChatMessage.input_tokens, ChatMessage.output_tokens)  # type: ignore[call-overload]
         .where(
             ChatMessage.chat_id == chat_id,
             ChatMessage.role == MessageRole.ASSISTANT,

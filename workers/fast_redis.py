@@ -339,7 +339,15 @@ class WakeableRedisBroker(RedisBroker):
 
     def _check_socket_timeout(self) -> None:
         pool = getattr(self.client, "connection_pool", None)
-        socket_timeout = getattr(pool, "connection_kwargs", {}).get("socket_timeout")
+        kwargs = getattr(pool, "connection_kwargs", {})
+        if "socket_timeout" in kwargs:
+            socket_timeout = kwargs["socket_timeout"]
+        elif pool is not None:
+            # Not given: the connection class's own default applies (5 s in redis-py 8),
+            # which only a connection object knows (building one does not connect).
+            socket_timeout = getattr(pool.connection_class(**kwargs), "socket_timeout", None)
+        else:
+            socket_timeout = None
         needed_s = self.idle_wait_ms / 1000 + 2 * REDIS_TIMER_SLACK_S
         if socket_timeout is not None and socket_timeout < needed_s:
             raise ValueError(

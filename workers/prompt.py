@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from models.chat_rules import parts_text
 from models.chats import ChatMessage
@@ -38,34 +39,55 @@ CONTINUE_FROM_SUMMARY = "Continue with the task from the summary above."
 _MODEL_VISIBLE = [MessageVisibility.MODEL, MessageVisibility.BOTH]
 
 
+@dataclass(frozen=True, slots=True)
+class PromptRow:
+    """The columns of a stored message a prompt is built from. Read without the ORM: every
+    step loads its chat's whole visible history, and ORM instances cost several times more."""
+
+    id: int
+    role: MessageRole
+    content: list[dict[str, Any]]
+    compressed: bool
+
+
 def _visible_to_model(chat_id: uuid.UUID) -> Any:
-    return select(ChatMessage).where(
+    return sa.select(  # type: ignore[call-overload]
+        ChatMessage.id, ChatMessage.role, ChatMessage.content, ChatMessage.compressed
+    ).where(
         ChatMessage.chat_id == chat_id,
         ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
         ChatMessage.visibility.in_(_MODEL_VISIBLE),  # type: ignore[attr-defined]
     )
 
 
-def latest_summary(session: Session, chat_id: uuid.UUID) -> ChatMessage | None:
+def _rows(session: Session, stmt: Any) -> list[PromptRow]:
+    return [
+        PromptRow(id=r[0], role=MessageRole(r[1]), content=r[2] or [], compressed=bool(r[3]))
+        for r in session.execute(stmt)
+    ]
+
+
+def latest_summary(session: Session, chat_id: uuid.UUID) -> PromptRow | None:
     """The chat's newest compaction summary (a compressed system message), if any."""
-    return session.exec(
+    found = _rows(
+        session,
         _visible_to_model(chat_id)
         .where(ChatMessage.compressed.is_(True), ChatMessage.role == MessageRole.SYSTEM)  # type: ignore[attr-defined]
         .order_by(sa.desc(ChatMessage.id))  # type: ignore[arg-type]
-        .limit(1)
-    ).first()
+        .limit(1),
+    )
+    return found[0] if found else None
 
 
-def summary_boundary(summary: ChatMessage) -> int:
+def summary_boundary(summary: PromptRow) -> int:
     """The id of the last message ``summary`` covers (its own id for a summary without one)."""
-    for part in summary.content or []:
+    for part in summary.content:
         if isinstance(part.get(SUMMARY_BOUNDARY_KEY), int):
             return int(part[SUMMARY_BOUNDARY_KEY])
-    assert summary.id is not None
     return summary.id
 
 
-def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[ChatMessage]:
+def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[PromptRow]:
     """Messages the model sees, in insertion order: visibility model/both, not deleted.
 
     With a summary: the non-compressed system messages up to its boundary, the summary, then
@@ -79,21 +101,21 @@ def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[ChatMessage]:
         stmt = stmt.where(
             sa.or_(ChatMessage.role == MessageRole.SYSTEM, ChatMessage.id > boundary)  # type: ignore[operator]
         )
-    rows = list(session.exec(stmt.order_by(sa.asc(ChatMessage.id))))  # type: ignore[arg-type]
+    rows = _rows(session, stmt.order_by(sa.asc(ChatMessage.id)))  # type: ignore[arg-type]
     if summary is None:
         return rows
-    head = [r for r in rows if r.id is not None and r.id <= boundary]
+    head = [r for r in rows if r.id <= boundary]
     return [*head, summary, *rows[len(head) :]]
 
 
-def load_prompt_files(session: Session, rows: list[ChatMessage]) -> dict[uuid.UUID, ChatFile]:
+def load_prompt_files(session: Session, rows: Sequence[PromptRow]) -> dict[uuid.UUID, ChatFile]:
     """The uploaded files that the user messages reference, with their bytes."""
     ids = [f for r in rows if r.role == MessageRole.USER for f in file_ids_in(r.content or [])]
     return load_files(session, ids)
 
 
 def to_llm_messages(
-    rows: list[ChatMessage],
+    rows: Sequence[PromptRow],
     *,
     workspace_line: str = "",
     files: Mapping[uuid.UUID, ChatFile] | None = None,
@@ -202,7 +224,7 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def transcript(rows: list[ChatMessage], *, clip: int) -> str:
+def transcript(rows: Sequence[PromptRow], *, clip: int) -> str:
     """The rows as plain text (e.g. for a summary): one block per message, a summary marked as
     such, tool-call arguments and tool results cut to ``clip`` characters."""
 

@@ -45,9 +45,12 @@ NOTIFY_STATUSES = (ChatStatus.WAITING, ChatStatus.ERROR)
 
 def defer_notification(session: Session, chat: Any, status: str) -> None:
     """Buffer ``push.send`` for a root chat that just went waiting or error (sent on commit,
-    dropped on rollback). ``chat`` is a Chat or a row with ``id`` and ``parent_chat_id``."""
+    dropped on rollback), if its owner has a browser subscribed. ``chat`` is a Chat or a row
+    with ``id``, ``owner_id`` and ``parent_chat_id``."""
     if status not in NOTIFY_STATUSES or chat.parent_chat_id is not None:
         return
+    if not webpush.has_subscriptions(session, chat.owner_id):
+        return  # the common case: no message to send, no transaction in the actor
     from workers.actors.push import push_send
 
     defer(session, push_send.message(str(chat.id), str(status)))

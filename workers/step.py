@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -29,8 +30,8 @@ from models.crypto import SecretsUnavailable
 from models.enums import ChatStatus, ErrorKind, MessageRole, PlanMode
 from models.providers import ChatModelConfig, ChatProvider
 from models.workspaces import Workspace, WorkspaceStatus
+from workers import config_cache, hosts, plan_mode, push, toolset
 from workers import events as ev
-from workers import hosts, plan_mode, push, toolset
 from workers.broker import get_broker
 from workers.compaction import compact_before_step, compaction_due
 from workers.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
@@ -75,7 +76,8 @@ def run_step(rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int, attempt:
             return run_step(rt, chat_id=chat_id, generation=generation, attempt=attempt)
         if compacted is not None:
             return compacted
-    admin_mcp.add_tools(rt, taken)
+    if taken.admin_mcp:
+        admin_mcp.add_tools(rt, taken)
     lease = rt.leases.acquire(chat_id)
     started = time.monotonic()
     try:
@@ -121,20 +123,24 @@ def take_chat(
     step_no = _steps_in_generation(session, chat_id, generation) + 1
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
-    over_limit = usage_limits.exceeded(session, chat.owner_id)
-    if over_limit is not None:  # the turn stops at this step boundary (models/usage_limits.py)
-        raise StepFailed(over_limit.turn_message(step_no), ErrorKind.GENERIC)
-    config = _model_config(session, chat)
-    model = resolve_model(session, rt, config, owner_id=chat.owner_id)
+    config_view = config_cache.view(session)
+    if config_view.get(("usage_limits_on",), lambda: usage_limits.enabled(session)):
+        over_limit = usage_limits.exceeded(session, chat.owner_id)
+        if over_limit is not None:  # the turn stops at this step boundary (usage_limits.py)
+            raise StepFailed(over_limit.turn_message(step_no), ErrorKind.GENERIC)
+    choice = config_view.get(
+        ("model", chat.last_model_config_id, chat.owner_id),
+        lambda: _model_choice(session, rt, chat),
+    )
     workspace = session.get(Workspace, chat.workspace_id) if chat.workspace_id else None
     taken = TakenStep(
         chat_id=chat_id,
         generation=generation,
         step_key=f"{generation}:{step_no}",
         fresh_run=fresh,
-        model=model,
-        model_config_id=config.id,
-        options=config.options or {},
+        model=choice.model,
+        model_config_id=choice.config_id,
+        options=choice.model.options,
         messages=[],
         watch=ev.watch_chat(chat),
     )
@@ -142,7 +148,9 @@ def take_chat(
         assert workspace is not None
         taken.context_host = workspace.host
         return taken
-    taken.compaction = compaction_due(session, chat_id, config)
+    taken.compaction = compaction_due(
+        session, chat_id, threshold=choice.compression_threshold, limit=choice.context_limit
+    )
     rows = load_prompt_rows(session, chat_id)
     has_skills = any(p.get("type") == "skill" for r in rows for p in r.content or [])
     workspace_line = _workspace_line(workspace)
@@ -155,10 +163,12 @@ def take_chat(
     taken.tools = toolset.offered_tools(
         chat,
         has_skills=has_skills,
-        computer_use=chat.parent_chat_id is None and toolset.computer_use_enabled(session),
+        computer_use=chat.parent_chat_id is None
+        and config_view.get(("computer_use",), lambda: toolset.computer_use_enabled(session)),
     )
     taken.client_tools = toolset.client_tools(chat)
     workspace_mcp.add_tools(session, chat, workspace, taken)
+    taken.admin_mcp = config_view.get(("admin_mcp",), lambda: admin_mcp.any_enabled(session))
     return taken
 
 
@@ -210,6 +220,27 @@ def _steps_in_generation(session: Session, chat_id: uuid.UUID, generation: int) 
             ChatMessage.step_key.like(f"{generation}:%"),  # type: ignore[union-attr]
         )
     ).one()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a chat's steps use, with its key: what :func:`take_chat` keeps per
+    (model config, owner) in the configuration cache (``workers/config_cache.py``)."""
+
+    config_id: uuid.UUID
+    model: ResolvedModel
+    compression_threshold: int
+    context_limit: int
+
+
+def _model_choice(session: Session, rt: WorkerRuntime, chat: Chat) -> ModelChoice:
+    config = _model_config(session, chat)
+    return ModelChoice(
+        config_id=config.id,
+        model=resolve_model(session, rt, config, owner_id=chat.owner_id),
+        compression_threshold=config.compression_threshold,
+        context_limit=config.context_limit,
+    )
 
 
 def _model_config(session: Session, chat: Chat) -> ChatModelConfig:

@@ -112,14 +112,14 @@ def _insert_step_rows(
         "provider_response_id": output.provider_response_id,
         **{k: (v or None) for k, v in usage.items()},
     }
-    inserted = session.execute(
+    inserted = session.scalars(
         pg_insert(ChatMessage)
         .values(**values)
         .on_conflict_do_nothing(
             index_elements=["chat_id", "step_key"], index_where=sa.text("step_key IS NOT NULL")
         )
-        .returning(ChatMessage.id)
-    ).scalar()
+        .returning(ChatMessage)
+    ).first()
     if inserted is None:
         log.info("step already persisted", extra={"chat_id": str(chat.id)})
         return None
@@ -134,8 +134,7 @@ def _insert_step_rows(
             client_tools=taken.client_tools,
             mcp_servers=taken.mcp_tools,
         )
-    row = session.get(ChatMessage, inserted)
-    return [row] if row is not None else []
+    return [inserted]
 
 
 def _assistant_parts(

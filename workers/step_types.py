@@ -38,6 +38,8 @@ class TakenStep:
     # ``.mcp.json`` ones, which run on the workspace host (``workers.mcp``).
     mcp_tools: dict[str, uuid.UUID] = field(default_factory=dict)
     workspace_mcp_tools: frozenset[str] = frozenset()
+    # Whether any admin MCP server is enabled (else the step skips looking for their tools).
+    admin_mcp: bool = True
 
 
 @dataclass

@@ -27,6 +27,7 @@ from agentfarm import metrics
 from agentfarm.settings import get_settings
 from api_shim import relay
 from api_shim.deps import authenticate, parse_uuid, request_token
+from api_shim.stream_hub import event_json
 from models import chat_rules, db
 from models.chats import Chat
 from models.errors import ApiError, BadRequest
@@ -86,8 +87,7 @@ async def stream_sse(chat: str, request: Request, after_id: str | None = None) -
 
 
 def _sse_frame(entry_id: str, event: dict[str, Any]) -> str:
-    data = json.dumps(event, separators=(",", ":"))
-    return f"id: {entry_id}\nevent: {event['type']}\ndata: {data}\n\n"
+    return f"id: {entry_id}\nevent: {event['type']}\ndata: {event_json(event)}\n\n"
 
 
 async def _sse_events(
@@ -148,12 +148,9 @@ def _bearer(websocket: WebSocket) -> str | None:
 
 async def _send_events(websocket: WebSocket, events: list[dict[str, Any]]) -> None:
     for i in range(0, len(events), MAX_FRAME_EVENTS):
-        await websocket.send_text(
-            json.dumps(
-                {"type": "data", "data": events[i : i + MAX_FRAME_EVENTS]},
-                separators=(",", ":"),
-            )
-        )
+        # The envelope {"type":"data","data":[...]} around events that are JSON already.
+        data = ",".join(event_json(e) for e in events[i : i + MAX_FRAME_EVENTS])
+        await websocket.send_text(f'{{"type":"data","data":[{data}]}}')
 
 
 async def _pump_ws(websocket: WebSocket, chat_id: uuid.UUID, after: int) -> None:

@@ -136,11 +136,17 @@ def test_push_when_a_root_chat_finishes_or_fails(
     assert endpoints(caller.user_id) == []
 
 
-def test_only_root_chats_notify_and_push_never_blocks(farm_env: dict[str, str]) -> None:
+def test_only_root_chats_notify_and_push_never_blocks(
+    farm_env: dict[str, str], caller: Caller, service: PushService
+) -> None:
     session = db.new_session()
     try:
-        root = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=None)
-        child = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=root.id)
+        root = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=None, owner_id=caller.user_id)
+        child = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=root.id, owner_id=root.owner_id)
+        push.defer_notification(session, root, "error")  # no browser subscribed: nothing to send
+        assert session.info.get("agentfarm_outbox", []) == []
+        service.browser("laptop")
+        webpush.subscribe(session, caller.user_id, **service.subscription("laptop"))
         push.defer_notification(session, child, "waiting")
         push.defer_notification(session, root, "running")
         assert session.info.get("agentfarm_outbox", []) == []

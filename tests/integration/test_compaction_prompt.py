@@ -18,7 +18,7 @@ from models.chats import Chat, ChatMessage
 from models.enums import MessageRole, MessageVisibility
 from models.identity import Organization
 from models.providers import ChatModelConfig, ChatProvider
-from workers.compaction import compaction_due
+from workers.compaction import CompactionPlan, compaction_due
 from workers.prompt import (
     CONTINUE_FROM_SUMMARY,
     SUMMARY_BOUNDARY_KEY,
@@ -151,30 +151,37 @@ def test_a_summary_with_nothing_after_it_is_followed_by_a_request_to_continue(
     ]
 
 
+def due(session: Session, chat: Chat, config: ChatModelConfig) -> CompactionPlan | None:
+    assert chat.id is not None
+    return compaction_due(
+        session, chat.id, threshold=config.compression_threshold, limit=config.context_limit
+    )
+
+
 def test_compaction_is_due_only_past_the_threshold_and_once_per_boundary(
     session: Session, chat: Chat, config: ChatModelConfig
 ) -> None:
     reply = add(session, chat, MessageRole.ASSISTANT, "answer", input_tokens=650, output_tokens=50)
-    assert compaction_due(session, chat.id, config) is None  # exactly 70 %
+    assert due(session, chat, config) is None  # exactly 70 %
     reply.output_tokens = 51
     session.flush()
     add(session, chat, MessageRole.USER, "a later question")
-    plan = compaction_due(session, chat.id, config)
+    plan = due(session, chat, config)
     assert plan is not None
     assert (plan.boundary_id, plan.context_tokens, plan.threshold_percent) == (reply.id, 701, 70)
     assert plan.transcript == "user: first question\n\nassistant: answer"
     config.compression_threshold = 0  # off
-    assert compaction_due(session, chat.id, config) is None
+    assert due(session, chat, config) is None
     config.compression_threshold = 70
 
     add_summary(session, chat, "SUMMARY", boundary=plan.boundary_id)
-    assert compaction_due(session, chat.id, config) is None  # that usage is summarised
+    assert due(session, chat, config) is None  # that usage is summarised
     named = {"tool_call_id": "c1", "tool_name": "execute"}
     call = {"type": "tool-call", **named, "args": {"cmd": "ls"}}
     chat_rules.add_message(session, chat, MessageRole.ASSISTANT, [call], input_tokens=800)
     result = {"type": "tool-result", **named, "result": "x" * 3000}
     last = chat_rules.add_message(session, chat, MessageRole.TOOL, [result])
-    plan = compaction_due(session, chat.id, config)
+    plan = due(session, chat, config)
     assert plan is not None and plan.boundary_id == last.id
     blocks = plan.transcript.split("\n\n")
     assert blocks[0] == "[summary of the conversation before this point]\nSUMMARY"

@@ -220,6 +220,12 @@ def test_socket_timeout_shorter_than_idle_wait_is_rejected(rdb: redis.Redis) -> 
         WakeableRedisBroker(host="127.0.0.1", port=6379, db=15, socket_timeout=0.5)
     broker = WakeableRedisBroker(host="127.0.0.1", port=6379, db=15, socket_timeout=5)
     broker.client.close()
+    # No socket_timeout given: redis-py's own default (5 s in redis-py 8) is what the BLPOP
+    # would run into, so a longer idle wait is refused too.
+    with pytest.raises(ValueError, match="socket_timeout"):
+        WakeableRedisBroker(host="127.0.0.1", port=6379, db=15, idle_wait_ms=6000)
+    broker = WakeableRedisBroker(host="127.0.0.1", port=6379, db=15, idle_wait_ms=4000)
+    broker.client.close()
 
 
 @pytest.mark.usefixtures("no_worker_errors")

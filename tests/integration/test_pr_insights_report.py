@@ -52,7 +52,9 @@ def admin(api_server: str) -> Iterator[Caller]:
 
 
 @pytest.fixture
-def chats(admin: Caller) -> dict[str, Any]:
+def chats(admin: Caller) -> Iterator[dict[str, Any]]:
+    """The data set, committed (the API reads it), and removed afterwards: the model configs
+    would otherwise show in every later test's model catalog."""
     tag = uuid.uuid4().hex[:6]
     ids: dict[str, Any] = {}
     with db.session_scope() as session:
@@ -99,7 +101,18 @@ def chats(admin: Caller) -> dict[str, Any]:
                     sa.text(f"INSERT INTO chat_diff_statuses ({cols}) VALUES ({vals})"),
                     {"chat_id": chat, **fields},
                 )
-    return ids
+    yield ids
+    chat_ids = [v for k, v in ids.items() if k != "models"]
+    with db.session_scope() as session:
+        # Children first (parent_chat_id); messages and diff statuses go with their chats.
+        for where in ("parent_chat_id IS NOT NULL", "true"):
+            session.execute(
+                sa.text(f"DELETE FROM chats WHERE id = ANY(:ids) AND {where}"), {"ids": chat_ids}
+            )
+        session.execute(
+            sa.text("DELETE FROM chat_model_configs WHERE id = ANY(:ids)"),
+            {"ids": list(ids["models"].values())},
+        )
 
 
 def test_figures_on_a_known_data_set(admin: Caller, chats: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from agentfarm import mcp_oauth
@@ -203,6 +204,14 @@ def run_call(
     if is_error:
         rt.redis.delete(key)  # the tool may be gone: list again next step
     return result, is_error
+
+
+def any_enabled(session: Session) -> bool:
+    """Whether any admin MCP server is enabled (else no step has admin MCP tools to offer)."""
+    found = session.execute(
+        sa.select(MCPServerConfig.id).where(MCPServerConfig.enabled).limit(1)  # type: ignore[call-overload,arg-type]
+    ).first()
+    return found is not None
 
 
 def add_tools(rt: WorkerRuntime, taken: Any) -> None:
