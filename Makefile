@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint format bench-pickup bench-purge bench-llm bench-turns bench-overhead \
-	bench-relay bench clean os-packages
+	bench-relay bench-langgraph bench clean os-packages
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agentfarm needs Python >= 3.11")'
@@ -62,6 +62,16 @@ bench-overhead: $(STAMP)  ## POST -> first message_part at a client, minus model
 
 bench-relay: $(STAMP)  ## one API process relaying N concurrent SSE streams
 	$(PY) bench/relay.py
+
+# LangGraph gets its own venv: its dependencies never enter the project's.
+LG_STAMP := .venv-langgraph/.installed-stamp
+$(LG_STAMP): bench/langgraph-requirements.txt
+	$(PYTHON) -m venv .venv-langgraph
+	.venv-langgraph/bin/pip install --quiet -r bench/langgraph-requirements.txt
+	@touch $(LG_STAMP)
+
+bench-langgraph: $(STAMP) $(LG_STAMP)  ## idle pickup and turns/s vs a LangGraph dev server
+	$(PY) bench/langgraph_compare.py
 
 bench: bench-pickup bench-purge bench-llm
 
