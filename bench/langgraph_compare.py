@@ -23,10 +23,20 @@ Both systems are measured in this one run, by the same client (httpx on asyncio)
    - first token: agentfarm's first ``message_part``; LangGraph's first ``messages`` event.
 2. Throughput: C lanes, each owning one chat / one thread, send the next turn as soon as their
    previous one is complete. agentfarm: ``POST …/messages``, then ``status: waiting`` on the
-   chat's SSE stream; LangGraph: ``POST /threads/{id}/runs/wait`` returns. N turns over the wall
-   time from the first send to the last completion, and the CPU time the server's processes
-   used meanwhile per turn (agentfarm: API, worker, scheduler, scripted model, Redis and
-   Postgres; LangGraph: its one process).
+   chat's SSE stream; LangGraph: ``POST /threads/{id}/runs/wait`` returns. The N turns run in
+   halves, agentfarm, LangGraph, LangGraph, agentfarm, so a drift in the shared machine's load
+   hits both alike: N over the summed wall time of a system's halves (first send to last
+   completion), and the CPU time its server processes used meanwhile, per turn (agentfarm:
+   API, worker, scheduler, scripted model, Redis and Postgres; LangGraph: its one process).
+   Every chat / thread has had a turn or two before it is timed.
+
+What differs: ``langgraph dev`` keeps threads, runs and checkpoints in its process's memory
+(pickled to ``.langgraph_api`` every 10 s), with no Postgres or Redis, so a run is durable only
+as of the last flush; its queue looks for pending runs every 0.5 s when it found none the last
+time (``langgraph_runtime_inmem.ops.Runs.next``), which is what its idle pickup shows. Its
+dev-mode blocking-call detector (blockbuster) stays on, as ``langgraph dev`` has it. The farm's
+model answers over HTTP from another process (its TTFT, printed, is in the farm's figures); the
+fake model is a function call. A LangGraph server on Postgres and Redis is not measured here.
 """
 
 from __future__ import annotations
@@ -348,11 +358,30 @@ def langgraph_server(binary: Path, jobs: int) -> Iterator[tuple[str, psutil.Proc
 
 
 @dataclass
+class Throughput:
+    """Turns run so far by one system, their wall time, failures and server CPU seconds."""
+
+    turns: int = 0
+    seconds: float = 0.0
+    failed: int = 0
+    cpu: float | None = 0.0
+
+    async def run(self, turns: list[Turn], count: int, cpu: Cpu) -> None:
+        cpu.start()
+        seconds, failed = await lanes(turns, count)
+        used = cpu.stop()
+        self.turns += count
+        self.seconds += seconds
+        self.failed += failed
+        self.cpu = None if used is None or self.cpu is None else self.cpu + used
+
+
+@dataclass
 class Results:
     farm_pickups: list[Timing] = field(default_factory=list)
     lg_pickups: list[Timing] = field(default_factory=list)
-    farm_turns: tuple[float, int, float | None] = (0.0, 0, None)  # seconds, failed, CPU s
-    lg_turns: tuple[float, int, float | None] = (0.0, 0, None)
+    farm_turns: Throughput = field(default_factory=Throughput)
+    lg_turns: Throughput = field(default_factory=Throughput)
     loads: list[tuple[float, float, float]] = field(default_factory=list)
 
 
@@ -372,20 +401,23 @@ async def measure(args: argparse.Namespace, lg_url: str, lg_proc: psutil.Process
         out.loads.append(os.getloadavg())
 
         chats = await farm_chats(farm_http, args.concurrency)
-        farm_lanes = [chat.ok_turn for chat in chats]
-        await lanes(farm_lanes, args.concurrency)  # warm-up: one turn each
-        cpu = Cpu(farm_processes(args.api))
-        cpu.start()
-        out.farm_turns = (*await lanes(farm_lanes, args.turns), cpu.stop())
-        await asyncio.gather(*(chat.close() for chat in chats))
-        out.loads.append(os.getloadavg())
-
+        farm_lanes: list[Turn] = [chat.ok_turn for chat in chats]
+        await lanes(farm_lanes, args.concurrency)  # warm-up: one more turn each
         threads = await langgraph_threads(lg_http, args.concurrency)  # one run each
-        cpu = Cpu([lg_proc])
-        cpu.start()
-        lg_lanes = [functools.partial(langgraph_wait, lg_http, thread) for thread in threads]
-        out.lg_turns = (*await lanes(lg_lanes, args.turns), cpu.stop())
-        out.loads.append(os.getloadavg())
+        lg_lanes: list[Turn] = [functools.partial(langgraph_wait, lg_http, t) for t in threads]
+        farm = (out.farm_turns, farm_lanes, Cpu(farm_processes(args.api)))
+        lang = (out.lg_turns, lg_lanes, Cpu([lg_proc]))
+        half, rest = args.turns // 2, args.turns - args.turns // 2
+        # Halves in the order A B B A, so a drift in the machine's load hits both alike.
+        for throughput, turns, cpu, count in (
+            (*farm, half),
+            (*lang, half),
+            (*lang, rest),
+            (*farm, rest),
+        ):
+            await throughput.run(turns, count, cpu)
+            out.loads.append(os.getloadavg())
+        await asyncio.gather(*(chat.close() for chat in chats))
     return out
 
 
@@ -401,24 +433,12 @@ def report(args: argparse.Namespace, out: Results, model_ttft: float, jobs: int)
             farm_v = _ms([getattr(t, attr) for t in out.farm_pickups], which)
             lg_v = _ms([getattr(t, attr) for t in out.lg_pickups], which)
             rows.append((f"idle pickup {label} {name}", farm_v, lg_v, "ms"))
-    (f_secs, f_failed, f_cpu), (l_secs, l_failed, l_cpu) = out.farm_turns, out.lg_turns
-    rows.append(
-        (
-            f"single-step turns/s (C={args.concurrency})",
-            args.turns / f_secs,
-            args.turns / l_secs,
-            "/s",
-        )
-    )
+    farm, lang = out.farm_turns, out.lg_turns
+    rate = f"single-step turns/s (C={args.concurrency})"
+    rows.append((rate, farm.turns / farm.seconds, lang.turns / lang.seconds, "/s"))
     nan = float("nan")
-    rows.append(
-        (
-            "server CPU per turn",
-            (f_cpu or nan) / args.turns * 1000,
-            (l_cpu or nan) / args.turns * 1000,
-            "ms",
-        )
-    )
+    cpu_ms = [(t.cpu if t.cpu is not None else nan) / t.turns * 1000 for t in (farm, lang)]
+    rows.append(("server CPU per turn", *cpu_ms, "ms"))
 
     print(
         f"{args.pickups} idle pickups each (gap 200-500 ms), {args.turns} turns each at "
@@ -434,9 +454,9 @@ def report(args: argparse.Namespace, out: Results, model_ttft: float, jobs: int)
             f"{label:<40} {farm_v:>9.1f} {unit:<2} {lg_v:>11.1f} {unit:<2} {lg_v / farm_v:>19.2f}x"
         )
     failed = sum(not t.ok for t in out.farm_pickups), sum(not t.ok for t in out.lg_pickups)
-    print(f"failed pickups {failed[0]} / {failed[1]}; failed turns {f_failed} / {l_failed}")
+    print(f"failed pickups {failed[0]} / {failed[1]}; failed turns {farm.failed} / {lang.failed}")
     loads = ", ".join("/".join(f"{x:.2f}" for x in load) for load in out.loads)
-    print(f"load average (1/5/15 min) at start, after pickups, after each throughput: {loads}")
+    print(f"load average (1/5/15 min): start, after pickups, after each half A B B A: {loads}")
     print(json.dumps({label: [round(f, 2), round(lg, 2)] for label, f, lg, _ in rows}))
 
 
