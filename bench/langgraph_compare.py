@@ -199,8 +199,9 @@ async def langgraph_threads(http: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def langgraph_wait(http: httpx.AsyncClient, thread_id: str) -> bool:
+    """One run to completion; True if its answer is the model's "ok"."""
     response = await http.post(f"/threads/{thread_id}/runs/wait", json=_run_body())
-    return response.status_code == 200 and b'"ok"' in response.content
+    return response.status_code == 200 and response.json()["messages"][-1]["content"] == "ok"
 
 
 async def langgraph_streamed(http: httpx.AsyncClient, thread_id: str) -> Timing:
@@ -426,7 +427,7 @@ def _ms(values: list[float | None], which: int) -> float:
     return farmlib.percentiles(seen)[which] * 1000 if seen else float("nan")
 
 
-def report(args: argparse.Namespace, out: Results, model_ttft: float, jobs: int) -> None:
+def report(args: argparse.Namespace, out: Results, model_ttft: float, slots: int) -> None:
     rows: list[tuple[str, float, float, str]] = []
     for label, attr in (("POST -> running", "running"), ("POST -> first token", "token")):
         for name, which in (("p50", 0), ("p99", 1)):
@@ -441,8 +442,8 @@ def report(args: argparse.Namespace, out: Results, model_ttft: float, jobs: int)
     rows.append(("server CPU per turn", *cpu_ms, "ms"))
 
     print(
-        f"{args.pickups} idle pickups each (gap 200-500 ms), {args.turns} turns each at "
-        f"concurrency {args.concurrency}; farm worker slots = LangGraph jobs = {jobs}"
+        f"{args.pickups} idle pickups (gap 200-500 ms) and {args.turns} turns each, at concurrency "
+        f"{args.concurrency}; farm worker slots {slots}, LangGraph jobs {args.langgraph_jobs}"
     )
     print(
         f"farm scripted model TTFT p50 {model_ttft * 1000:.2f} ms (measured directly; the "
@@ -475,12 +476,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    jobs = args.langgraph_jobs or farm_worker_slots(args)
+    slots = farm_worker_slots(args)
+    args.langgraph_jobs = args.langgraph_jobs or slots
     with farmlib.client(args) as http:
         ttft = overhead.model_ttft(overhead.model_url(http), 50)
-    with langgraph_server(args.langgraph, jobs) as (lg_url, lg_proc):
+    with langgraph_server(args.langgraph, args.langgraph_jobs) as (lg_url, lg_proc):
         out = asyncio.run(measure(args, lg_url, lg_proc))
-    report(args, out, sorted(ttft)[len(ttft) // 2], jobs)
+    report(args, out, sorted(ttft)[len(ttft) // 2], slots)
 
 
 if __name__ == "__main__":
