@@ -4,9 +4,10 @@ A pure ASGI middleware so that no route has to remember to audit itself: after r
 knows the route template, and :func:`models.audit.classify` decides whether the request is
 audited. Only those requests have their (small, JSON) request and response bodies kept, to
 take the changed fields and a created resource's id. The entry is written in its own
-transaction, in a worker thread (never on the event loop), just before the last chunk of the
-response body goes out: a client that has its answer can already read the entry. A failure to
-write it is logged, never turned into an error for a change that already happened.
+transaction, in a worker thread (never on the event loop), before the response is complete
+(its headers are held until then): a client that has its answer can already read the entry.
+A failure to write it is logged, never turned into an error for a change that already
+happened.
 """
 
 from __future__ import annotations
@@ -42,18 +43,27 @@ class AuditTrail:
                 request_body.extend(message.get("body", b""))
             return message
 
+        held_start: list[dict[str, Any]] = []
+
         async def send_and_keep(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 route = getattr(scope.get("route"), "path", "")
                 if status["code"] < 400:
                     status["audited"] = audit.classify(scope["method"], route)
+                if status["audited"]:
+                    # Held back: the server writes the headers at once, and with an empty
+                    # body (204, Content-Length: 0) they are the whole response to a client.
+                    held_start.append(message)
+                    return
             elif message["type"] == "http.response.body" and status["audited"]:
                 if len(response_body) < MAX_BODY:
                     response_body.extend(message.get("body", b""))
                 if not message.get("more_body", False):
                     args = (scope, status, bytes(request_body), bytes(response_body))
                     await run_in_threadpool(self._write, *args)
+                if held_start:
+                    await send(held_start.pop())
             await send(message)
 
         await self.app(scope, receive_and_keep, send_and_keep)
