@@ -7,84 +7,33 @@ Windows are [start_date, end_date), RFC 3339, the last 30 days by default.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from api_shim.deps import ADMIN_ROLES, CurrentUser, DbSession, OwnerUser
+from api_shim.report_query import date_window, int_param, strict_params
 from models import cost_reports, usage_limits
-from models.base import utcnow
-from models.errors import BadRequest, NotFound
+from models.errors import NotFound
 from models.user_refs import InvalidUserRef, find_user
 from models.wire import ts
 
 router = APIRouter(prefix="/api/experimental/chats/cost", tags=["cost"])
 
-DEFAULT_WINDOW = timedelta(days=30)
 MAX_PAGE = 1000  # [inferred] a bound on ``limit``; Coder's default page is 10
-
-
-def _invalid(field: str, detail: str) -> BadRequest:
-    return BadRequest(
-        "Query parameters have invalid values.", validations=[{"field": field, "detail": detail}]
-    )
-
-
-def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    """The query parameters, refusing any Coder does not take (reference: 400)."""
-    params = dict(request.query_params)
-    for name in params:
-        if name not in allowed:
-            raise _invalid(name, f'Query param "{name}" is not a valid query param.')
-    return params
-
-
-def _date(params: dict[str, str], name: str, default: datetime) -> datetime:
-    raw = params.get(name)
-    if not raw:
-        return default
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise _invalid(name, f"Query param {name!r} must be a valid RFC 3339 date.")
-    return value
-
-
-def _window(params: dict[str, str]) -> tuple[datetime, datetime]:
-    end = _date(params, "end_date", utcnow())
-    start = _date(params, "start_date", end - DEFAULT_WINDOW)
-    if start > end:
-        raise _invalid("start_date", "start_date must not be after end_date.")
-    return start, end
-
-
-def _int(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)  # type: ignore[arg-type]
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise _invalid(name, f"Query param {name!r} must be an integer from {low} to {high}.")
-    return value
 
 
 @router.get("/users", summary="Spend per user with token totals (owner role)")
 def cost_per_user(request: Request, user: OwnerUser, session: DbSession) -> dict[str, Any]:
-    params = _query(request, ("start_date", "end_date", "username", "limit", "offset"))
-    start, end = _window(params)
+    params = strict_params(request, ("start_date", "end_date", "username", "limit", "offset"))
+    start, end = date_window(params)
     count, users = cost_reports.users_rollup(
         session,
         start,
         end,
         username=params.get("username", "").strip(),
-        limit=_int(params, "limit", 10, 1, MAX_PAGE),
-        offset=_int(params, "offset", 0, 0, 2**31 - 1),
+        limit=int_param(params, "limit", 10, 1, MAX_PAGE),
+        offset=int_param(params, "offset", 0, 0, 2**31 - 1),
     )
     return {"start_date": ts(start), "end_date": ts(end), "count": count, "users": users}
 
@@ -93,7 +42,7 @@ def cost_per_user(request: Request, user: OwnerUser, session: DbSession) -> dict
 def cost_summary(
     user: str, request: Request, caller: CurrentUser, session: DbSession
 ) -> dict[str, Any]:
-    params = _query(request, ("start_date", "end_date"))
+    params = strict_params(request, ("start_date", "end_date"))
     admin = bool(set(caller.rbac_roles or []) & ADMIN_ROLES)
     try:
         target = find_user(session, caller, user)
@@ -104,7 +53,7 @@ def cost_summary(
         # route cannot be used to discover usernames.
         raise NotFound("User not found." if admin else "Resource not found or you do not "
                        "have access to this resource")  # fmt: skip
-    start, end = _window(params)
+    start, end = date_window(params)
     body: dict[str, Any] = {
         "start_date": ts(start),
         "end_date": ts(end),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 
 from agentfarm import external_auth
 from api_shim.deps import CurrentUser, DbSession, OwnerUser, Secrets, parse_uuid
-from api_shim.routes.costs import _query, _window
+from api_shim.report_query import date_window, strict_params
 from models import chat_rules, git_links, pr_insights
 from models.crypto import SecretsUnavailable
 from models.diff_statuses import ChatDiffStatus
@@ -33,7 +33,7 @@ class BadGateway(ApiError):
 
 @router.get("/insights/pull-requests", summary="PR insights: pull requests made by chats")
 def pull_request_insights(request: Request, user: OwnerUser, session: DbSession) -> dict[str, Any]:
-    start, end = _window(_query(request, ("start_date", "end_date")))
+    start, end = date_window(strict_params(request, ("start_date", "end_date")))
     return pr_insights.pull_request_insights(session, start, end)
 
 
