@@ -108,8 +108,7 @@ class UsageUserDay(SQLModel, table=True):
     runtime_ms: int = Field(default=0, sa_column=_figure())
 
 
-_ADD = ", ".join(f"{c} = {{t}}.{c} + excluded.{c}" for c in FIGURE_COLUMNS)
-_COLS = ", ".join(FIGURE_COLUMNS)
+# A group's figures in FIGURE_COLUMNS order: only counted messages add to them.
 _SUMS = """
     coalesce(sum(total_cost_micros) FILTER (WHERE counted), 0),
     count(*) FILTER (WHERE counted AND total_cost_micros IS NOT NULL),
@@ -119,6 +118,45 @@ _SUMS = """
     coalesce(sum(cache_read_tokens) FILTER (WHERE counted), 0),
     coalesce(sum(cache_creation_tokens) FILTER (WHERE counted), 0),
     coalesce(sum(runtime_ms) FILTER (WHERE counted), 0)"""
+
+
+def _add_to_days(
+    table: str,
+    key: str,
+    source: str,
+    *,
+    extra: dict[str, str] | None = None,
+    where: str = "",
+    having: str = "",
+) -> str:
+    """An INSERT … SELECT that adds the ``msgs`` rows, grouped by (``source``, day, model
+    config), to the buckets of ``table`` keyed by ``key``: a new bucket, or its figures plus
+    these. ``extra`` is more summed columns (name → aggregate over the group) before the
+    figures; ``where``/``having`` choose the rows and the groups."""
+    extra = extra or {}
+    columns = ", ".join([*extra, *FIGURE_COLUMNS])
+    values = ", ".join([*extra.values(), _SUMS])
+    add = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in [*extra, *FIGURE_COLUMNS])
+    return f"""
+        INSERT INTO {table} ({key}, day, model_config_id, {columns})
+        SELECT {source}, day, model_config_id, {values}
+          FROM msgs {where} GROUP BY {source}, day, model_config_id
+        {having}
+        ON CONFLICT ({key}, day, model_config_id)
+        DO UPDATE SET {add}
+        RETURNING 1"""
+
+
+# Per chat: the messages the cost reports count. Per user: also the spend of every priced
+# message (any role), which the usage-limit checks read.
+_PER_CHAT = _add_to_days("usage_chat_days", "chat_id", "chat_id", where="WHERE counted")
+_PER_USER = _add_to_days(
+    "usage_user_days",
+    "user_id",
+    "owner_id",
+    extra={"spend_micros": "coalesce(sum(total_cost_micros), 0)"},
+    having="HAVING bool_or(counted) OR bool_or(total_cost_micros IS NOT NULL)",
+)
 
 # One statement: consume a batch of pending ids and add their messages to both bucket tables.
 ROLLUP_SQL = sa.text(
@@ -141,22 +179,8 @@ ROLLUP_SQL = sa.text(
                                    m.reasoning_tokens) > 0) AS counted
           FROM done JOIN chat_messages m ON m.id = done.message_id
           JOIN chats c ON c.id = m.chat_id
-    ), per_chat AS (
-        INSERT INTO usage_chat_days (chat_id, day, model_config_id, {_COLS})
-        SELECT chat_id, day, model_config_id, {_SUMS}
-          FROM msgs WHERE counted GROUP BY chat_id, day, model_config_id
-        ON CONFLICT (chat_id, day, model_config_id)
-        DO UPDATE SET {_ADD.format(t="usage_chat_days")}
-        RETURNING 1
-    ), per_user AS (
-        INSERT INTO usage_user_days (user_id, day, model_config_id, spend_micros, {_COLS})
-        SELECT owner_id, day, model_config_id, coalesce(sum(total_cost_micros), 0), {_SUMS}
-          FROM msgs GROUP BY owner_id, day, model_config_id
-        HAVING bool_or(counted) OR bool_or(total_cost_micros IS NOT NULL)
-        ON CONFLICT (user_id, day, model_config_id)
-        DO UPDATE SET spend_micros = usage_user_days.spend_micros + excluded.spend_micros,
-                      {_ADD.format(t="usage_user_days")}
-        RETURNING 1
+    ), per_chat AS ({_PER_CHAT}
+    ), per_user AS ({_PER_USER}
     )
     SELECT (SELECT count(*) FROM done) AS consumed,
            (SELECT count(*) FROM msgs WHERE counted) AS counted
