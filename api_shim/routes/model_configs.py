@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim.deps import ADMIN_ROLES, CurrentUser, DbSession, OwnerUser
+from api_shim.request_bodies import create_fields, sent_fields
 from models import model_configs
 from models.model_options import ChatModelCallConfig
 
@@ -95,18 +96,7 @@ def list_model_configs(user: CurrentUser, session: DbSession) -> list[dict[str, 
 def create_model_config(
     body: CreateModelConfigRequest, user: OwnerUser, session: DbSession
 ) -> dict[str, Any]:
-    row = model_configs.create_model_config(
-        session,
-        provider=body.provider,
-        model=body.model,
-        display_name=body.display_name,
-        enabled=body.enabled,
-        is_default=body.is_default,
-        context_limit=body.context_limit,
-        compression_threshold=body.compression_threshold,
-        call_config=body.call_config,
-        created_by=user.id,
-    )
+    row = model_configs.create_model_config(session, **create_fields(body), created_by=user.id)
     session.commit()
     return model_configs.model_config_json(row)
 
@@ -121,8 +111,7 @@ def update_model_config(
     model_config: str, body: UpdateModelConfigRequest, user: OwnerUser, session: DbSession
 ) -> dict[str, Any]:
     row = model_configs.get_model_config(session, model_config)
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
-    model_configs.update_model_config(session, row, changes, user.id)
+    model_configs.update_model_config(session, row, sent_fields(body), user.id)
     session.commit()
     return model_configs.model_config_json(row)
 

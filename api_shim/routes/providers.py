@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from api_shim.deps import DbSession, OwnerUser, Secrets
+from api_shim.request_bodies import create_fields, sent_fields
 from models import provider_rules
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["providers"])
@@ -53,10 +54,6 @@ class UpdateProviderRequest(BaseModel):
     allow_central_api_key_fallback: bool | None = None
 
 
-def _plain(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
-
-
 @router.get(
     "/providers",
     response_model=list[ChatProviderConfig],
@@ -77,19 +74,7 @@ def list_providers(user: OwnerUser, session: DbSession) -> list[dict[str, Any]]:
 def create_provider(
     body: CreateProviderRequest, user: OwnerUser, session: DbSession, box: Secrets
 ) -> dict[str, Any]:
-    row = provider_rules.create_provider(
-        session,
-        box,
-        provider=body.provider,
-        display_name=body.display_name,
-        api_key=_plain(body.api_key),
-        base_url=body.base_url,
-        enabled=body.enabled,
-        central_api_key_enabled=body.central_api_key_enabled,
-        allow_user_api_key=body.allow_user_api_key,
-        allow_central_api_key_fallback=body.allow_central_api_key_fallback,
-        created_by=user.id,
-    )
+    row = provider_rules.create_provider(session, box, **create_fields(body), created_by=user.id)
     session.commit()
     return provider_rules.provider_json(row)
 
@@ -108,10 +93,7 @@ def update_provider(
     box: Secrets,
 ) -> dict[str, Any]:
     row = provider_rules.get_provider(session, provider_config)
-    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
-    if "api_key" in changes:
-        changes["api_key"] = _plain(changes["api_key"])
-    provider_rules.update_provider(session, box, row, changes)
+    provider_rules.update_provider(session, box, row, sent_fields(body))
     session.commit()
     return provider_rules.provider_json(row)
 
