@@ -25,6 +25,7 @@ for _name in list(os.environ):
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 pytest_plugins = [
+    "tests.fixtures.db_session",
     "tests.fixtures.farm",
     "tests.fixtures.providers",
     "tests.fixtures.usage",

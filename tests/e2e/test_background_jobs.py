@@ -22,18 +22,11 @@ from models import db, diff_statuses, webpush
 from models.crypto import SecretBox
 from tests.e2e.test_metrics import sample
 from tests.e2e.test_tools import create_workspace, make_template, tool, turn
-from tests.fixtures.farm import Caller, Farm, make_caller
+from tests.fixtures.farm import Caller, Farm
 from tests.fixtures.push_service import PushService
 from workers import push
 
 PUSH = "/api/v2/users/me/notifications/push"
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
-    yield c
-    c.http.close()
 
 
 @pytest.fixture

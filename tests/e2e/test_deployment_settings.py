@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.farm import Caller, Farm, make_caller
+from tests.fixtures.farm import Caller, Farm
 
 CHATS = "/api/experimental/chats"
 CONFIG = f"{CHATS}/config"
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
-    yield c
-    c.http.close()
 
 
 @pytest.fixture

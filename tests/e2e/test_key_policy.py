@@ -17,9 +17,8 @@ import sqlalchemy as sa
 
 from agentfarm.scripted_llm import REJECTED_API_KEY
 from models import db
-from tests.fixtures.farm import Caller, Farm, make_caller
+from tests.fixtures.farm import OWNER_ROLES, Caller, Farm, open_caller
 from tests.fixtures.providers import (
-    ADMIN_ROLES,
     CHATS,
     configure_provider,
     model_config,
@@ -42,9 +41,8 @@ def good_key(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def admin_caller(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=ADMIN_ROLES)
-    yield c
-    c.http.close()
+    with open_caller(farm.base_url, roles=OWNER_ROLES) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

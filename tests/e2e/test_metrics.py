@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fixtures.farm import Caller, Farm, make_caller
+from tests.fixtures.farm import OWNER_ROLES, Caller, Farm, make_caller
 
 GHOST = "ghost-host"
 
@@ -81,7 +81,7 @@ def test_worker_host_serves_its_own_metrics(farm: Farm, caller: Caller) -> None:
 
 def test_farm_status_for_owners(farm: Farm, caller: Caller, ghost_queue: str) -> None:
     assert caller.http.get("/api/experimental/farm/status").status_code == 403
-    owner = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
+    owner = make_caller(farm.base_url, roles=OWNER_ROLES)
     try:
         report = owner.http.get("/api/experimental/farm/status").json()
     finally:

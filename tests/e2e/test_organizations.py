@@ -4,10 +4,8 @@ organization rules."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from models import db
@@ -16,20 +14,6 @@ from tests.fixtures.farm import Caller, Farm, make_caller
 ORGS = "/api/v2/organizations"
 CHATS = "/api/experimental/chats"
 TEXT = [{"type": "text", "text": "[[reply: hi]]"}]
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member"])
-    yield c
-    c.http.close()
-
-
-@pytest.fixture
-def user_admin(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["user-admin", "member"])
-    yield c
-    c.http.close()
 
 
 def new_org(owner: Caller) -> dict[str, Any]:
@@ -46,29 +30,29 @@ def members(caller: Caller, org: dict[str, Any]) -> list[str]:
 
 
 def test_organizations_are_visible_to_members_and_admins(
-    owner: Caller, user_admin: Caller, caller: Caller
+    bare_owner: Caller, user_admin: Caller, caller: Caller
 ) -> None:
-    org = new_org(owner)
+    org = new_org(bare_owner)
     assert org["display_name"] == org["name"] and org["is_default"] is False
-    assert members(owner, org) == [owner.username]  # the creator is a member
+    assert members(bare_owner, org) == [bare_owner.username]  # the creator is a member
     for ref in (org["id"], org["name"]):
-        assert owner.http.get(f"{ORGS}/{ref}").json()["id"] == org["id"]
+        assert bare_owner.http.get(f"{ORGS}/{ref}").json()["id"] == org["id"]
     assert user_admin.http.get(f"{ORGS}/{org['id']}").status_code == 200
     assert caller.http.get(f"{ORGS}/{org['id']}").status_code == 404
     assert [o["is_default"] for o in caller.http.get(ORGS).json()] == [True]
     assert org["id"] in {o["id"] for o in user_admin.http.get(ORGS).json()}
     assert user_admin.http.post(ORGS, json={"name": "nope"}).status_code == 403
-    dup = owner.http.post(ORGS, json={"name": org["name"].upper()})
+    dup = bare_owner.http.post(ORGS, json={"name": org["name"].upper()})
     assert dup.status_code == 409
-    renamed = owner.http.patch(f"{ORGS}/{org['id']}", json={"display_name": "Platform"})
+    renamed = bare_owner.http.patch(f"{ORGS}/{org['id']}", json={"display_name": "Platform"})
     assert renamed.status_code == 200 and renamed.json()["display_name"] == "Platform"
     assert user_admin.http.patch(f"{ORGS}/{org['id']}", json={"icon": "x"}).status_code == 403
 
 
 def test_members_are_added_and_removed_by_admins(
-    owner: Caller, user_admin: Caller, caller: Caller
+    bare_owner: Caller, user_admin: Caller, caller: Caller
 ) -> None:
-    org = new_org(owner)
+    org = new_org(bare_owner)
     url = f"{ORGS}/{org['id']}/members/{caller.username}"
     assert (
         caller.http.post(CHATS, json={"content": TEXT, "organization_id": org["id"]}).json()[
@@ -79,11 +63,11 @@ def test_members_are_added_and_removed_by_admins(
     added = user_admin.http.post(url)
     assert added.status_code == 200 and added.json()["username"] == caller.username
     assert user_admin.http.post(url).status_code == 409
-    assert members(caller, org) == sorted([owner.username, caller.username])
+    assert members(caller, org) == sorted([bare_owner.username, caller.username])
     chat = caller.http.post(CHATS, json={"content": TEXT, "organization_id": org["id"]})
     assert chat.status_code == 201 and chat.json()["organization_id"] == org["id"]
     assert caller.http.delete(url).status_code == 403
-    self_removal = owner.http.delete(f"{ORGS}/{org['id']}/members/me")
+    self_removal = bare_owner.http.delete(f"{ORGS}/{org['id']}/members/me")
     assert self_removal.status_code == 400
     assert user_admin.http.delete(url).status_code == 204
     assert user_admin.http.delete(url).status_code == 404
@@ -95,11 +79,11 @@ def test_members_are_added_and_removed_by_admins(
 
 
 def test_groups_and_their_members(
-    farm: Farm, owner: Caller, user_admin: Caller, caller: Caller, other_caller: Caller
+    farm: Farm, bare_owner: Caller, user_admin: Caller, caller: Caller, other_caller: Caller
 ) -> None:
-    org = new_org(owner)
+    org = new_org(bare_owner)
     for c in (caller, other_caller):
-        assert owner.http.post(f"{ORGS}/{org['id']}/members/{c.user_id}").status_code == 200
+        assert bare_owner.http.post(f"{ORGS}/{org['id']}/members/{c.user_id}").status_code == 200
     groups_url = f"{ORGS}/{org['id']}/groups"
     (everyone,) = caller.http.get(groups_url).json()
     assert everyone["id"] == org["id"] and everyone["name"] == "Everyone"
@@ -123,7 +107,7 @@ def test_groups_and_their_members(
     assert caller.http.patch(url, json={"remove_users": ids}).status_code == 403
     outsider = make_caller(farm.base_url)
     try:
-        refused = owner.http.patch(url, json={"add_users": [str(outsider.user_id)]})
+        refused = bare_owner.http.patch(url, json={"add_users": [str(outsider.user_id)]})
         assert refused.status_code == 400
         assert refused.json()["message"].endswith(
             f'must be a member of organization "{org["name"]}".'
@@ -131,24 +115,25 @@ def test_groups_and_their_members(
         assert outsider.http.get(url).status_code == 404
     finally:
         outsider.http.close()
-    bad = owner.http.patch(url, json={"add_users": ["not-a-uuid"]})
+    bad = bare_owner.http.patch(url, json={"add_users": ["not-a-uuid"]})
     assert bad.json()["message"] == 'ID "not-a-uuid" must be a valid user UUID.'
 
     # Leaving the organization leaves its groups.
     assert (
-        owner.http.delete(f"{ORGS}/{org['id']}/members/{other_caller.user_id}").status_code == 204
+        bare_owner.http.delete(f"{ORGS}/{org['id']}/members/{other_caller.user_id}").status_code
+        == 204
     )
-    left = owner.http.get(url).json()
+    left = bare_owner.http.get(url).json()
     assert [m["id"] for m in left["members"]] == [str(caller.user_id)]
-    removed = owner.http.patch(url, json={"remove_users": [str(caller.user_id)]})
+    removed = bare_owner.http.patch(url, json={"remove_users": [str(caller.user_id)]})
     assert removed.json()["members"] == []
 
     everyone_url = f"/api/v2/groups/{everyone['id']}"
     for body in ({"add_users": ids[:1]}, {"name": "all"}):
-        assert owner.http.patch(everyone_url, json=body).status_code == 400, body
-    assert owner.http.delete(everyone_url).status_code == 400
+        assert bare_owner.http.patch(everyone_url, json=body).status_code == 400, body
+    assert bare_owner.http.delete(everyone_url).status_code == 400
     deleted = user_admin.http.delete(url)
-    assert deleted.status_code == 200 and owner.http.get(url).status_code == 404
+    assert deleted.status_code == 200 and bare_owner.http.get(url).status_code == 404
 
 
 def test_every_organization_has_its_everyone_group() -> None:
@@ -165,14 +150,14 @@ def test_every_organization_has_its_everyone_group() -> None:
 
 
 def test_chat_needs_an_organization_and_a_workspace_from_the_same_one(
-    farm: Farm, owner: Caller, caller: Caller
+    farm: Farm, bare_owner: Caller, caller: Caller
 ) -> None:
     from models.identity import OrganizationMember
     from models.workspace_rules import create_template
     from models.workspaces import Workspace
 
-    org = new_org(owner)
-    assert owner.http.post(f"{ORGS}/{org['id']}/members/{caller.user_id}").status_code == 200
+    org = new_org(bare_owner)
+    assert bare_owner.http.post(f"{ORGS}/{org['id']}/members/{caller.user_id}").status_code == 200
     with db.session_scope() as session:
         template = create_template(session, organization_id=uuid.UUID(org["id"]), name="t")
         workspace = Workspace(

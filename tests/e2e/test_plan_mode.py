@@ -4,13 +4,12 @@ propose_plan / ask_user_question ending the turn, and the deployment's plan inst
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_tools import create_workspace, make_template, tool, tool_results, turn
-from tests.fixtures.farm import Caller, Farm, make_caller
+from tests.fixtures.farm import Caller, Farm
 
 CHATS = "/api/experimental/chats"
 ROOT_PLAN_TOOLS = {
@@ -36,13 +35,6 @@ QUESTION = {
         {"label": "SQLite", "description": "Simplest to operate"},
     ],
 }
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
-    yield c
-    c.http.close()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from tests.fixtures.farm import Caller, Farm, make_caller, start_worker
+from tests.fixtures.farm import OWNER_ROLES, Caller, Farm, make_caller, start_worker
 
 CHATS = "/api/experimental/chats"
 DELEGATED = "You are a delegated subagent"
@@ -277,7 +277,7 @@ def test_computer_use_agent_needs_an_anthropic_key_and_the_desktop(
     from models.crypto import SecretBox
     from models.providers import ChatProvider
 
-    owner = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
+    owner = make_caller(farm.base_url, roles=OWNER_ROLES)
     url = f"{CHATS}/config/desktop-enabled"
     assert caller.http.get(url).json() == {"enable_desktop": False}
     assert caller.http.put(url, json={"enable_desktop": True}).status_code == 403

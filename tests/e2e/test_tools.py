@@ -8,7 +8,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from models import db
-from tests.fixtures.farm import Caller, Farm, make_caller, start_worker
+from tests.fixtures.farm import Caller, Farm, start_worker
 
 CHATS = "/api/experimental/chats"
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member", "agents-access"])
-    yield c
-    c.http.close()
 
 
 def make_template(owner: Caller, **fields: Any) -> dict[str, Any]:

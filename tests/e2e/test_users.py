@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,20 +13,6 @@ from tests.fixtures.farm import Caller, Farm, make_caller
 USERS = "/api/v2/users"
 CHATS = "/api/experimental/chats"
 TEXT = [{"type": "text", "text": "[[reply: hi]]"}]
-
-
-@pytest.fixture
-def owner(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["owner", "member"])
-    yield c
-    c.http.close()
-
-
-@pytest.fixture
-def user_admin(farm: Farm) -> Iterator[Caller]:
-    c = make_caller(farm.base_url, roles=["user-admin", "member"])
-    yield c
-    c.http.close()
 
 
 def role_names(user: dict[str, Any]) -> list[str]:
@@ -53,19 +38,19 @@ def test_me_username_and_uuid_name_the_same_user(caller: Caller, other_caller: C
 
 
 def test_listing_shows_admins_everyone_and_members_themselves(
-    owner: Caller, user_admin: Caller, caller: Caller
+    bare_owner: Caller, user_admin: Caller, caller: Caller
 ) -> None:
     mine = caller.http.get(USERS).json()
     assert mine["count"] == 1 and [u["id"] for u in mine["users"]] == [str(caller.user_id)]
-    for admin in (owner, user_admin):
+    for admin in (bare_owner, user_admin):
         found = admin.http.get(USERS, params={"q": caller.username}).json()
         assert [u["username"] for u in found["users"]] == [caller.username]
         everyone = admin.http.get(USERS, params={"limit": 1000}).json()
         assert everyone["count"] >= 3 and len(everyone["users"]) == everyone["count"]
 
 
-def test_owners_and_user_admins_create_users(owner: Caller, user_admin: Caller) -> None:
-    for admin in (owner, user_admin):
+def test_owners_and_user_admins_create_users(bare_owner: Caller, user_admin: Caller) -> None:
+    for admin in (bare_owner, user_admin):
         name = new_name()
         resp = admin.http.post(USERS, json={"username": name, "email": f"{name}@example.com"})
         assert resp.status_code == 201, resp.text
@@ -75,7 +60,7 @@ def test_owners_and_user_admins_create_users(owner: Caller, user_admin: Caller) 
         default = admin.http.get("/api/v2/organizations/default").json()
         assert user["organization_ids"] == [default["id"]]
         assert admin.http.get(f"{USERS}/{name}").json()["id"] == user["id"]
-    dup = owner.http.post(USERS, json={"username": name.upper(), "email": "x@example.com"})
+    dup = bare_owner.http.post(USERS, json={"username": name.upper(), "email": "x@example.com"})
     assert dup.status_code == 409 and dup.json()["message"] == "User already exists."
 
 
@@ -107,9 +92,9 @@ def test_owners_and_user_admins_create_users(owner: Caller, user_admin: Caller) 
     ],
 )
 def test_create_user_validation(
-    owner: Caller, body: dict[str, Any], status: int, message: str
+    bare_owner: Caller, body: dict[str, Any], status: int, message: str
 ) -> None:
-    resp = owner.http.post(USERS, json=body)
+    resp = bare_owner.http.post(USERS, json=body)
     assert resp.status_code == status, resp.text
     assert resp.json()["message"] == message
 
@@ -120,7 +105,7 @@ def test_members_cannot_create_users(caller: Caller) -> None:
 
 
 def test_role_assignment_follows_coders_rules(
-    farm: Farm, owner: Caller, user_admin: Caller, caller: Caller
+    farm: Farm, bare_owner: Caller, user_admin: Caller, caller: Caller
 ) -> None:
     target = make_caller(farm.base_url, roles=["member"])
     try:
@@ -135,25 +120,25 @@ def test_role_assignment_follows_coders_rules(
             refused = user_admin.http.put(roles_url, json={"roles": ["agents-access", role]})
             assert refused.status_code == 403, role
         # An owner grants anything; the user admin may then still revoke agents-access only.
-        made = owner.http.put(roles_url, json={"roles": ["agents-access", "user-admin"]})
+        made = bare_owner.http.put(roles_url, json={"roles": ["agents-access", "user-admin"]})
         assert role_names(made.json()) == ["agents-access", "user-admin"]
         assert user_admin.http.put(roles_url, json={"roles": ["agents-access"]}).status_code == 403
         kept = user_admin.http.put(roles_url, json={"roles": ["user-admin"]})
         assert kept.status_code == 200 and role_names(kept.json()) == ["user-admin"]
         assert target.http.post(CHATS, json={"content": TEXT}).status_code == 403
-        assert owner.http.get(roles_url).json() == {
+        assert bare_owner.http.get(roles_url).json() == {
             "roles": ["user-admin"],
             "organization_roles": {
-                owner.http.get("/api/v2/organizations/default").json()["id"]: []
+                bare_owner.http.get("/api/v2/organizations/default").json()["id"]: []
             },
         }
         # Nobody changes their own roles; members assign nothing; unknown roles are 400.
-        own = owner.http.put(f"{USERS}/me/roles", json={"roles": []})
+        own = bare_owner.http.put(f"{USERS}/me/roles", json={"roles": []})
         assert (
             own.status_code == 400 and own.json()["message"] == "You cannot change your own roles."
         )
         assert caller.http.put(roles_url, json={"roles": []}).status_code == 404
-        bogus = owner.http.put(roles_url, json={"roles": ["template-admin"]})
+        bogus = bare_owner.http.put(roles_url, json={"roles": ["template-admin"]})
         assert (
             bogus.status_code == 400 and bogus.json()["message"] == 'Invalid role "template-admin".'
         )
@@ -167,10 +152,10 @@ def test_site_roles_say_what_you_may_assign(user_admin: Caller) -> None:
 
 
 def test_tokens_for_yourself_or_as_owner(
-    farm: Farm, owner: Caller, user_admin: Caller, caller: Caller, other_caller: Caller
+    farm: Farm, bare_owner: Caller, user_admin: Caller, caller: Caller, other_caller: Caller
 ) -> None:
     url = f"{USERS}/{caller.username}/keys/tokens"
-    made = owner.http.post(url, json={"token_name": "ci"})
+    made = bare_owner.http.post(url, json={"token_name": "ci"})
     assert made.status_code == 201
     with httpx.Client(
         base_url=farm.base_url, headers={"Coder-Session-Token": made.json()["key"]}
@@ -186,8 +171,8 @@ def test_tokens_for_yourself_or_as_owner(
     assert other_caller.http.post(url, json={}).status_code == 404
 
 
-def test_user_organizations(owner: Caller, caller: Caller, other_caller: Caller) -> None:
+def test_user_organizations(bare_owner: Caller, caller: Caller, other_caller: Caller) -> None:
     mine = caller.http.get(f"{USERS}/me/organizations").json()
     assert [o["is_default"] for o in mine] == [True]
-    assert owner.http.get(f"{USERS}/{caller.username}/organizations").json() == mine
+    assert bare_owner.http.get(f"{USERS}/{caller.username}/organizations").json() == mine
     assert other_caller.http.get(f"{USERS}/{caller.username}/organizations").status_code == 404

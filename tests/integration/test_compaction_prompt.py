@@ -6,18 +6,17 @@ Each test runs in one transaction that is rolled back at the end.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import Session
 
-from models import bootstrap, chat_rules, db
+from models import bootstrap, chat_rules
 from models.chats import Chat, ChatMessage
 from models.enums import MessageRole, MessageVisibility
 from models.identity import Organization
-from models.providers import ChatModelConfig, ChatProvider
+from models.providers import ChatModelConfig
+from tests.fixtures.db_session import add_model_config
 from workers.compaction import CompactionPlan, compaction_due
 from workers.prompt import (
     CONTINUE_FROM_SUMMARY,
@@ -27,40 +26,10 @@ from workers.prompt import (
     to_llm_messages,
 )
 
-PROVIDER = "openrouter"  # not the farm's provider, so nothing here shadows its rows
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    db.init_engine(database_url)
-    s = db.new_session()
-    try:
-        yield s
-    finally:
-        s.rollback()
-        s.close()
-
 
 @pytest.fixture
 def config(session: Session) -> ChatModelConfig:
-    session.execute(
-        pg_insert(ChatProvider.__table__)  # type: ignore[arg-type]
-        .values(
-            provider=PROVIDER,
-            display_name="test",
-            api_key="",
-            base_url="",
-            enabled=True,
-            central_api_key_enabled=True,
-            allow_user_api_key=False,
-            allow_central_api_key_fallback=False,
-        )
-        .on_conflict_do_nothing(index_elements=["provider"])
-    )
-    row = ChatModelConfig(provider=PROVIDER, model=f"m-{uuid.uuid4().hex[:8]}", context_limit=1000)
-    session.add(row)
-    session.flush()
-    return row
+    return add_model_config(session, f"m-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

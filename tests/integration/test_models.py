@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import bootstrap, chat_queries, chat_rules, chat_updates, db, tokens
+from models import bootstrap, chat_queries, chat_rules, chat_updates, tokens
 from models.base import utcnow
 from models.chats import Chat, ChatMessage
 from models.crypto import SecretBox, SecretsUnavailable, generate_key, key_digest
@@ -28,24 +26,11 @@ from models.identity import ApiKey, Organization, User
 from models.providers import ChatModelConfig, ChatProvider
 from models.workspace_rules import create_template
 from models.workspaces import Workspace
-
-# A provider the dev farm does not use, so rows made here never shadow the farm's.
-TEST_PROVIDER = "openrouter"
+from tests.fixtures.db_session import TEST_PROVIDER, add_model_config
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    db.init_engine(database_url)
-    s = db.new_session()
-    try:
-        yield s
-    finally:
-        s.rollback()
-        s.close()
 
 
 @pytest.fixture
@@ -63,24 +48,7 @@ def user(session: Session, org: Organization) -> User:
 
 @pytest.fixture
 def model_config(session: Session) -> ChatModelConfig:
-    session.execute(
-        pg_insert(ChatProvider.__table__)  # type: ignore[arg-type]
-        .values(
-            provider=TEST_PROVIDER,
-            display_name="test",
-            api_key="",
-            base_url="",
-            enabled=True,
-            central_api_key_enabled=True,
-            allow_user_api_key=False,
-            allow_central_api_key_fallback=False,
-        )
-        .on_conflict_do_nothing(index_elements=["provider"])
-    )
-    config = ChatModelConfig(provider=TEST_PROVIDER, model=unique("model"), context_limit=1000)
-    session.add(config)
-    session.flush()
-    return config
+    return add_model_config(session, unique("model"))
 
 
 def text(value: str) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from models import db
-from tests.fixtures.farm import Caller, make_caller
+from tests.fixtures.farm import OWNER_ROLES, Caller, make_caller, open_caller
 
 CHATS = "/api/experimental/chats"
 WINDOW = {"start_date": "2002-03-01T00:00:00Z", "end_date": "2002-03-31T00:00:00Z"}
@@ -46,9 +46,8 @@ PRS: dict[str, tuple[str, str | None, int, dict[str, Any] | None]] = {
 
 @pytest.fixture
 def admin(api_server: str) -> Iterator[Caller]:
-    c = make_caller(api_server, roles=["owner", "member", "agents-access"])
-    yield c
-    c.http.close()
+    with open_caller(api_server, roles=OWNER_ROLES) as c:
+        yield c
 
 
 @pytest.fixture

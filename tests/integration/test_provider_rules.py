@@ -7,7 +7,6 @@ Each test runs in a transaction that is rolled back, so provider rows it creates
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import bootstrap, db, key_policy, model_configs, pricing, user_keys
+from models import bootstrap, key_policy, model_configs, pricing, user_keys
 from models.crypto import SecretBox, generate_key
 from models.errors import BadRequest
 from models.key_policy import KeySource
@@ -24,17 +23,6 @@ from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
 
 BOX = SecretBox([generate_key()])
 USER_KEY, CENTRAL_KEY = "sk-user-" + uuid.uuid4().hex, "sk-central-" + uuid.uuid4().hex
-
-
-@pytest.fixture
-def session(database_url: str) -> Iterator[Session]:
-    db.init_engine(database_url)
-    s = db.new_session()
-    try:
-        yield s
-    finally:
-        s.rollback()
-        s.close()
 
 
 @pytest.fixture
