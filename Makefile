@@ -28,7 +28,7 @@ os-packages:
 	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && (apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
 	      || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1)) \
-	  || echo "note: promtool (Debian package prometheus) is not installed; tests/integration/test_deploy.py needs it"; }
+	  || echo "note: promtool (Debian package prometheus) is not installed; tests/integration/test_deploy_prometheus.py needs it"; }
 
 run: $(STAMP) os-packages  ## the whole farm on embedded defaults, API on :3000
 	$(VENV)/bin/agentfarm dev

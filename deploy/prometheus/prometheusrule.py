@@ -3,7 +3,7 @@
     cd deploy && python prometheus/prometheusrule.py \
         > k8s/components/prometheus-operator/prometheusrule.yaml
 
-tests/integration/test_deploy.py fails when the two disagree.
+tests/integration/test_deploy_prometheus.py fails when the two disagree.
 """
 
 from __future__ import annotations
