@@ -47,12 +47,18 @@ def raw_stream(client: httpx.Client, base_url: str, text: str) -> int:
     return tokens
 
 
-def worker_stream(base_url: str, text: str, *, direct: bool) -> int:
-    from agentfarm.settings import reset_settings_cache
-    from workers.llm import ResolvedModel, StreamHooks, stream_step
+def use_direct_client(direct: bool) -> None:
+    """Pick the worker's model path (outside the timed calls: re-reading the settings is not
+    part of a step's work)."""
+    from agentfarm.settings import get_settings, reset_settings_cache
 
     os.environ["AGENTFARM_LLM_DIRECT_OPENAI"] = "true" if direct else "false"
     reset_settings_cache()
+    get_settings()
+
+
+def worker_stream(base_url: str, text: str) -> int:
+    from workers.llm import ResolvedModel, StreamHooks, stream_step
 
     model = ResolvedModel(
         provider="openai-compat",
@@ -103,10 +109,12 @@ def main() -> None:
     with ScriptedLLMServer() as server, httpx.Client(timeout=30) as client:
         raw = measure("raw httpx stream", args.calls, args.tokens,
                       lambda: raw_stream(client, server.base_url, text))  # fmt: skip
+        use_direct_client(True)
         ours = measure("worker path, direct client", args.calls, args.tokens,
-                       lambda: worker_stream(server.base_url, text, direct=True))  # fmt: skip
+                       lambda: worker_stream(server.base_url, text))  # fmt: skip
+        use_direct_client(False)
         wrapped = measure("worker path via litellm", args.calls, args.tokens,
-                          lambda: worker_stream(server.base_url, text, direct=False))  # fmt: skip
+                          lambda: worker_stream(server.base_url, text))  # fmt: skip
     print(f"{args.calls} calls x {args.tokens} tokens, CPU of the calling thread")
     print(f"{'client':<30} {'CPU ms/call p50':>16} {'CPU us/token':>13} {'wall ms p50':>12}")
     for row in (raw, ours, wrapped):
