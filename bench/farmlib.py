@@ -5,14 +5,17 @@ given by --api/--token/--redis-url)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 DATA_DIR = Path(os.environ.get("AGENTFARM_DATA_DIR", ".agentfarm"))
 
@@ -101,3 +104,73 @@ def wait_idle(http: httpx.Client, chat_id: str, timeout: float = 60) -> dict[str
             return dict(chat)
         time.sleep(0.02)
     raise SystemExit(f"chat {chat_id} did not finish within {timeout}s")
+
+
+class Cpu:
+    """CPU seconds used by a set of process trees between ``start`` and ``stop``."""
+
+    def __init__(self, roots: list[psutil.Process]) -> None:
+        self.roots = roots
+        self.before: dict[int, float] = {}
+
+    def _now(self) -> dict[int, float]:
+        out = {}
+        for root in self.roots:
+            with contextlib.suppress(psutil.Error):
+                for proc in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        times = proc.cpu_times()
+                        out[proc.pid] = times.user + times.system
+        return out
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> float | None:
+        if not self.roots:
+            return None
+        return sum(t - self.before.get(pid, 0.0) for pid, t in self._now().items())
+
+    def stop_by_role(self) -> dict[str, float]:
+        """CPU seconds since ``start`` per farm role (api, worker, scheduler, model, redis,
+        postgres, other), from each process's command line."""
+        out: dict[str, float] = {}
+        for pid, used in self._now().items():
+            role = _role(pid)
+            out[role] = out.get(role, 0.0) + used - self.before.get(pid, 0.0)
+        return out
+
+
+def _role(pid: int) -> str:
+    try:
+        cmd = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return "other"
+    for needle, role in (("agentfarm.cli api", "api"), ("dramatiq", "worker"),
+                         ("agentfarm.cli scheduler", "scheduler"), ("scripted_llm", "model"),
+                         ("redis-server", "redis"), ("postgres", "postgres")):  # fmt: skip
+        if needle in cmd:
+            return role
+    return "other"
+
+
+def _listener(port: int | None) -> psutil.Process | None:
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    return None
+
+
+def farm_processes(api: str) -> list[psutil.Process]:
+    """The farm's process trees: the ``agentfarm dev`` launcher that owns the API (or the API
+    alone) and the embedded Postgres, which runs detached."""
+    roots = []
+    if api_proc := _listener(urlsplit(api).port):
+        parent = api_proc.parent()
+        launcher = parent and "agentfarm" in " ".join(parent.cmdline())
+        roots.append(parent if launcher and parent else api_proc)
+    with contextlib.suppress(OSError, KeyError, ValueError):
+        ports = json.loads((DATA_DIR / "ports.json").read_text())
+        if postgres := _listener(int(ports["postgres"])):
+            roots.append(postgres)
+    return roots

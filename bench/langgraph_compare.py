@@ -58,7 +58,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -257,54 +256,6 @@ async def lanes(turns: list[Turn], total: int) -> tuple[float, int]:
     return time.perf_counter() - started, failed
 
 
-class Cpu:
-    """CPU seconds used by a set of process trees between ``start`` and ``stop``."""
-
-    def __init__(self, roots: list[psutil.Process]) -> None:
-        self.roots = roots
-        self.before: dict[int, float] = {}
-
-    def _now(self) -> dict[int, float]:
-        out = {}
-        for root in self.roots:
-            with contextlib.suppress(psutil.Error):
-                for proc in [root, *root.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        times = proc.cpu_times()
-                        out[proc.pid] = times.user + times.system
-        return out
-
-    def start(self) -> None:
-        self.before = self._now()
-
-    def stop(self) -> float | None:
-        if not self.roots:
-            return None
-        return sum(t - self.before.get(pid, 0.0) for pid, t in self._now().items())
-
-
-def _listener(port: int | None) -> psutil.Process | None:
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-            return psutil.Process(conn.pid)
-    return None
-
-
-def farm_processes(api: str) -> list[psutil.Process]:
-    """The farm's process trees: the ``agentfarm dev`` launcher that owns the API (or the API
-    alone) and the embedded Postgres, which runs detached."""
-    roots = []
-    if api_proc := _listener(urlsplit(api).port):
-        parent = api_proc.parent()
-        launcher = parent and "agentfarm" in " ".join(parent.cmdline())
-        roots.append(parent if launcher and parent else api_proc)
-    with contextlib.suppress(OSError, KeyError, ValueError):
-        ports = json.loads((farmlib.DATA_DIR / "ports.json").read_text())
-        if postgres := _listener(int(ports["postgres"])):
-            roots.append(postgres)
-    return roots
-
-
 def farm_worker_slots(args: argparse.Namespace) -> int:
     """Processes x threads of the farm's worker (8 with make run), read from its command line."""
     for pid in farmlib.worker_pids(farmlib.redis_url(args)):
@@ -367,7 +318,7 @@ class Throughput:
     failed: int = 0
     cpu: float | None = 0.0
 
-    async def run(self, turns: list[Turn], count: int, cpu: Cpu) -> None:
+    async def run(self, turns: list[Turn], count: int, cpu: farmlib.Cpu) -> None:
         cpu.start()
         seconds, failed = await lanes(turns, count)
         used = cpu.stop()
@@ -406,8 +357,8 @@ async def measure(args: argparse.Namespace, lg_url: str, lg_proc: psutil.Process
         await lanes(farm_lanes, args.concurrency)  # warm-up: one more turn each
         threads = await langgraph_threads(lg_http, args.concurrency)  # one run each
         lg_lanes: list[Turn] = [functools.partial(langgraph_wait, lg_http, t) for t in threads]
-        farm = (out.farm_turns, farm_lanes, Cpu(farm_processes(args.api)))
-        lang = (out.lg_turns, lg_lanes, Cpu([lg_proc]))
+        farm = (out.farm_turns, farm_lanes, farmlib.Cpu(farmlib.farm_processes(args.api)))
+        lang = (out.lg_turns, lg_lanes, farmlib.Cpu([lg_proc]))
         half, rest = args.turns // 2, args.turns - args.turns // 2
         # Halves in the order A B B A, so a drift in the machine's load hits both alike.
         for throughput, turns, cpu, count in (

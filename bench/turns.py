@@ -10,6 +10,8 @@
    (``[[reply: ok]]``): C chats, each sent its next message as soon as the owner's watch
    stream says the previous turn is ``waiting``: completed turns/s, and the ratio to (1).
 3. Worker RSS (each worker process of the farm) before and after the turns.
+4. CPU per turn of each part of the farm (API, worker, scheduler, scripted model, Redis,
+   Postgres) while the turns ran: where a turn's cost goes, next to a no-op message's.
 """
 
 from __future__ import annotations
@@ -147,7 +149,10 @@ def main() -> None:
     pids = farmlib.worker_pids(farmlib.redis_url(args))
     before = {pid: farmlib.rss_mb(pid) for pid in pids}
     noop_rate = raw_dramatiq(farmlib.redis_url(args), args.noop, args.processes, args.threads)
+    cpu = farmlib.Cpu(farmlib.farm_processes(args.api))
+    cpu.start()
     turn_rate = asyncio.run(farm_turns(args, args.turns, args.concurrency))
+    by_role = cpu.stop_by_role()
     after = {pid: farmlib.rss_mb(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
 
     print(f"worker settings: {args.processes} process(es) x {args.threads} threads")
@@ -155,6 +160,13 @@ def main() -> None:
     print(f"{'raw Dramatiq no-op messages/s':<44} {noop_rate:>12.1f}")
     print(f"{'agentfarm single-step turns/s':<44} {turn_rate:>12.1f}")
     print(f"{'ratio turns/s : no-op msg/s':<44} {turn_rate / noop_rate:>11.1%}")
+    if by_role:
+        # Includes the warm-up turns of the C chats (a few percent of the total).
+        per_turn = {role: used * 1000 / args.turns for role, used in by_role.items()}
+        shown = ", ".join(
+            f"{r} {ms:.1f}" for r, ms in sorted(per_turn.items(), key=lambda x: -x[1])
+        )
+        print(f"CPU ms per turn: total {sum(per_turn.values()):.1f} = {shown}")
     for pid in pids:
         print(f"worker {pid} RSS before / after {args.turns} turns: "
               f"{before[pid]:.0f} MB / {after.get(pid, float('nan')):.0f} MB")  # fmt: skip
