@@ -272,9 +272,10 @@ def stream_step(
     out = StepOutput()
     got_first = False
     started = time.monotonic()
+    close: Callable[[], None] | None = None
     try:
-        chunks, absorb = _open_stream(model, messages, tools, hooks, first_chunk_timeout,
-                                      max_output_tokens)  # fmt: skip
+        chunks, absorb, close = _open_stream(model, messages, tools, hooks, first_chunk_timeout,
+                                             max_output_tokens)  # fmt: skip
         for chunk in chunks:
             if not got_first:
                 got_first = True
@@ -301,6 +302,11 @@ def stream_step(
         raise error from exc
     finally:
         hooks.set_closer(None)
+        if close is not None:
+            # Now, not whenever the garbage collector finalises an unfinished generator: its
+            # cleanup takes the HTTP pool's lock, and a collection that runs while this thread
+            # already holds that lock deadlocks it (seen with the openai SDK's stream).
+            close()
     return out
 
 
@@ -311,9 +317,9 @@ def _open_stream(
     hooks: StreamHooks,
     first_chunk_timeout: float,
     max_output_tokens: int,
-) -> tuple[Iterator[Any], Callable[[Any, StepOutput, StreamHooks], None]]:
-    """The chunk iterator and its absorber: the direct OpenAI-wire path where it applies
-    (``workers.openai_wire``), else litellm."""
+) -> tuple[Iterator[Any], Callable[[Any, StepOutput, StreamHooks], None], Callable[[], None]]:
+    """The chunk iterator, its absorber and what closes the stream: the direct OpenAI-wire
+    path where it applies (``workers.openai_wire``), else litellm."""
     url = openai_wire.base_url(model.provider, model.base_url)
     if url and get_settings().llm_direct_openai:
         max_tokens = int((model.options or {}).get("max_output_tokens") or max_output_tokens)
@@ -324,7 +330,7 @@ def _open_stream(
         chunks = openai_wire.stream(
             url, model.api_key, body, timeout=timeout, set_closer=hooks.set_closer
         )
-        return chunks, _absorb_raw
+        return chunks, _absorb_raw, chunks.close
     kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
     kwargs.setdefault("max_tokens", max_output_tokens)
     response = _litellm().completion(
@@ -334,8 +340,9 @@ def _open_stream(
         stream_options={"include_usage": True},
         **kwargs,
     )
-    hooks.set_closer(_closer_for(response))
-    return _chunks(response), _absorb_chunk
+    closer = _closer_for(response)
+    hooks.set_closer(closer)
+    return _chunks(response), _absorb_chunk, closer
 
 
 def _chunks(response: Any) -> Iterator[Any]:
