@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
 
 from workers.tool_calls import INTERRUPTED
 
@@ -194,3 +196,76 @@ class ResumingStream:
                         self._hang_up.clear()
                         self._away.set()
                         return
+
+
+@dataclass
+class ResumingSocket:
+    """A WebSocket client of one chat's stream (Coder's protocol, which has no event ids):
+    whenever its connection breaks it reconnects with ``after_id`` = the id of the last
+    message it got, and so receives a fresh snapshot (status, the parts of the step in
+    flight, the messages after that id) and then live events; it stops after a frame that
+    carries a final status (the snapshot's messages follow its status in the same frame)."""
+
+    base_url: str
+    token: str
+    chat_id: str
+    timeout: float = 120
+    messages: list[dict[str, Any]] = field(default_factory=list)  # every message event
+    connects: int = 0  # connections opened
+    breaks: int = 0  # connections that ended in an error
+    error_frames: int = 0  # {"type": "error"} frames (the relay failed)
+    done: bool = False
+    failure: BaseException | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ResumingSocket:
+        self._thread = threading.Thread(target=self._run, name="ws-client", daemon=True)
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self.failure is not None:
+            raise self.failure
+        assert self.done, f"socket not finished; last messages: {self.messages[-2:]}"
+
+    @property
+    def after_id(self) -> int:
+        return max((m["id"] for m in self.messages), default=0)
+
+    def _run(self) -> None:
+        try:
+            deadline = time.monotonic() + self.timeout
+            while not self.done and time.monotonic() < deadline:
+                try:
+                    self._read_once()
+                except (OSError, TimeoutError, WebSocketException):
+                    self.breaks += 1
+                if not self.done:
+                    time.sleep(0.1)
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.failure = exc
+
+    def _read_once(self) -> None:
+        url = self.base_url.replace("http://", "ws://", 1)
+        url += f"/api/experimental/chats/{self.chat_id}/stream"
+        if self.messages:
+            url += f"?after_id={self.after_id}"
+        headers = {"Coder-Session-Token": self.token}
+        with connect(url, additional_headers=headers, open_timeout=10) as ws:
+            self.connects += 1
+            while True:
+                frame = json.loads(ws.recv(timeout=30))
+                if frame["type"] == "error":
+                    self.error_frames += 1
+                if frame["type"] != "data":
+                    continue
+                final = False
+                for event in frame["data"]:
+                    if event["type"] == "message":
+                        self.messages.append(event["message"])
+                    final = final or is_final_status(event)
+                if final:
+                    self.done = True
+                    return
