@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agentfarm.settings import Settings
@@ -16,6 +18,8 @@ from models.crypto import SecretBox
 from models.errors import BadRequest, Forbidden, Unauthorized
 from models.identity import User
 from models.tokens import lookup_token_user
+
+log = logging.getLogger("agentfarm.api")
 
 SESSION_HEADER = "Coder-Session-Token"
 SESSION_COOKIE = "coder_session_token"
@@ -27,8 +31,14 @@ def get_session() -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        try:
+            session.rollback()
+            session.close()
+        except SQLAlchemyError as exc:
+            # The database went away under this request (its answer, a 503 or a response
+            # already sent, stands): the pool drops the dead connection.
+            log.warning("request session not closed cleanly: %s", exc.__class__.__name__)
+            session.invalidate()
 
 
 DbSession = Annotated[Session, Depends(get_session)]

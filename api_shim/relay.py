@@ -141,6 +141,10 @@ async def follow(
                     on_idle()
                 yield Batch(position=delivered, entries=[])
                 continue
+            if not entries:  # the wake-up of a failed reader (StreamHub)
+                if sub.error is not None:
+                    raise sub.error
+                continue
             for start in range(0, len(entries), max_batch):
                 chunk = entries[start : start + max_batch]
                 delivered = chunk[-1][0]

@@ -12,6 +12,7 @@ with ``Last-Event-ID``. A client too slow to keep up (its queue full) is dropped
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -86,6 +87,12 @@ class Subscription:
             return
         self.position = fresh[-1][0]
 
+    def fail(self, error: BaseException) -> None:
+        """End this client's stream with ``error``, waking it if it waits for entries."""
+        self.error = error
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue is read at once anyway
+            self.queue.put_nowait([])
+
 
 @dataclass(eq=False)
 class _Feed:
@@ -155,7 +162,7 @@ class StreamHub:
             if self.feeds.get(feed.key) is feed:
                 del self.feeds[feed.key]
             for sub in feed.subscribers:
-                sub.error = exc
+                sub.fail(exc)
 
 
 _hubs: weakref.WeakKeyDictionary[Redis, StreamHub] = weakref.WeakKeyDictionary()

@@ -25,6 +25,7 @@ import threading  # noqa: E402
 from types import ModuleType  # noqa: E402
 
 import httpx  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
 
 from agentfarm.settings import get_settings  # noqa: E402
 from models.enums import LITELLM_PREFIX, ErrorKind  # noqa: E402
@@ -290,6 +291,12 @@ def stream_step(
         if hooks.should_stop():
             out.stopped = True
             return out
+        if isinstance(exc, RedisError):
+            # Publishing a part failed: our event stream is down, not the provider. Retried
+            # like a transient provider failure, under its own message.
+            raise LLMError(
+                ErrorKind.GENERIC, f"Chat event stream unavailable: {exc}", retryable=True
+            ) from exc
         error = classify(exc, provider=model.provider)
         if not got_first and error.kind == ErrorKind.TIMEOUT:
             waited = time.monotonic() - started

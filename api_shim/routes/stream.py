@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
@@ -119,6 +120,12 @@ async def _sse_events(
                 yield ": ping\n\n"
             for entry_id, event in live.entries:
                 yield _sse_frame(entry_id, event)
+    except RedisError as exc:
+        # The response has started: all that is left is to end it. The client reconnects
+        # with Last-Event-ID and resumes where it was (an outage, not a server bug).
+        log.warning(
+            "chat stream ended: Redis unavailable: %s", exc, extra={"chat_id": str(chat_id)}
+        )
     finally:
         metrics.OPEN_STREAMS.labels("sse").dec()
         await run_in_threadpool(_mark_read, chat_id)
@@ -173,7 +180,11 @@ async def _pump_ws(websocket: WebSocket, chat_id: uuid.UUID, after: int) -> None
     except (WebSocketDisconnect, asyncio.CancelledError):
         raise
     except Exception as exc:  # noqa: BLE001 - report to the client, then close
-        log.exception("stream relay failed", extra={"chat_id": str(chat_id)})
+        if isinstance(exc, RedisError):  # an outage: the client reconnects with after_id
+            log.warning("chat stream ended: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id)})  # fmt: skip
+        else:
+            log.exception("stream relay failed", extra={"chat_id": str(chat_id)})
         payload = {"type": "error", "data": {"message": "Stream failed.", "detail": str(exc)}}
         await websocket.send_text(json.dumps(payload))
         await websocket.close(code=1011)
