@@ -2,7 +2,7 @@
 connected SSE client, minus the model's own time to first token.
 
     make run   # in another terminal
-    .venv/bin/python bench/overhead.py [--turns 200]
+    .venv/bin/python bench/overhead.py [--turns 200] [--turns-per-chat 10]
 
 The model's time to first token is measured in the same run, straight against the farm's
 scripted model server (its URL is the provider's base URL) with a raw streaming request for
@@ -87,13 +87,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     farmlib.farm_args(parser)
     parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--turns-per-chat", type=int, default=10)
     args = parser.parse_args()
     with farmlib.client(args) as http:
-        chat_id = http.post("/api/experimental/chats", json=farmlib.say(REPLY)).json()["id"]
-        farmlib.wait_idle(http, chat_id)
+
+        def new_chat() -> str:
+            chat_id = http.post("/api/experimental/chats", json=farmlib.say(REPLY)).json()["id"]
+            farmlib.wait_idle(http, str(chat_id))
+            return str(chat_id)
+
+        chat_id = new_chat()
         for _ in range(5):  # warm-up
             one_turn(http, args, chat_id)
-        totals = [one_turn(http, args, chat_id) for _ in range(args.turns)]
+        totals = []
+        for turn in range(args.turns):
+            if turn % args.turns_per_chat == 0:
+                # A fresh chat now and then (untimed): a prompt that grows by two messages a
+                # turn would make this a measure of prompt size, which the model's TTFT,
+                # measured on a one-message prompt, does not account for.
+                chat_id = new_chat()
+            totals.append(one_turn(http, args, chat_id))
         ttft = model_ttft(model_url(http), args.turns)
     model = statistics.median(ttft)
     overhead = [t - model for t in totals]
