@@ -328,8 +328,12 @@ class EmbeddedRedis(_Server):
         return None
 
     def _answers(self, client: redis.Redis) -> bool:
+        """Ours, and done loading its append-only file: until then it refuses most commands
+        (LOADING) and, while it replays the file, reports AOF as off."""
         try:
-            return bool(client.config_get("dir").get("dir") == str(self.redis_dir))
+            if client.config_get("dir").get("dir") != str(self.redis_dir):
+                return False
+            return not int(client.info("persistence").get("loading", 0))
         except redis.RedisError:
             return False
 
@@ -355,7 +359,7 @@ class EmbeddedRedis(_Server):
                 )  # fmt: skip
         else:
             port = running[1]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # replaying a large append-only file takes a while
         with redis.Redis(host="127.0.0.1", port=port, socket_timeout=2) as client:
             # checking `dir` guards against some other server answering on the port
             while not self._answers(client):

@@ -263,11 +263,12 @@ def test_all_messages_processed_exactly_once(
 
 
 @pytest.mark.usefixtures("no_worker_errors")
-def test_idle_worker_picks_up_quickly(make_broker: Callable[..., WakeableRedisBroker]) -> None:
-    """Median pickup of an idle worker is far below worker_timeout.
-
-    The stock RedisBroker measures ~250-300 ms here (it sleeps in a backoff of up to
-    1000 ms); the wakeable broker measures a few milliseconds.
+def test_idle_worker_waits_on_its_wake_list(
+    make_broker: Callable[..., WakeableRedisBroker], rdb: redis.Redis
+) -> None:
+    """An idle consumer is parked in a BLPOP on its wake list, not asleep, when a message
+    arrives, and the enqueue's token wakes it (the mechanism behind the few-ms pickup that
+    bench/pickup.py measures; the stock broker sleeps in a backoff of up to worker_timeout).
     """
     broker = make_broker()
     started: list[float] = []
@@ -278,18 +279,21 @@ def test_idle_worker_picks_up_quickly(make_broker: Callable[..., WakeableRedisBr
         started.append(time.perf_counter() - sent)
         done.set()
 
-    gaps = random.Random(20).sample(range(300, 700), 20)
-    with running_worker(broker):
-        time.sleep(1.2)
+    def parked() -> bool:
+        return any(c.get("cmd") == "blpop" and c.get("db") == "15" for c in rdb.client_list())
+
+    gaps = random.Random(20).sample(range(300, 700), 10)
+    with running_worker(broker, threads=1):
         for gap_ms in gaps:
+            time.sleep(gap_ms / 1000)
+            assert wait_until(parked, 5), "the idle consumer is not blocked on its wake list"
             done.clear()
             probe.send(time.perf_counter())
             assert done.wait(5), "message was not processed"
-            time.sleep(gap_ms / 1000)
+            assert rdb.llen(wake_key(NAMESPACE, "pickup")) == 0  # the token was taken
 
-    assert len(started) == 20
-    median_ms = statistics.median(started) * 1000
-    assert median_ms < 200, f"median pickup {median_ms:.1f} ms; all: {sorted(started)}"
+    assert len(started) == len(gaps)
+    print(f"pickup median {statistics.median(started) * 1000:.1f} ms (a figure, not a check)")
 
 
 @pytest.mark.usefixtures("no_worker_errors")
