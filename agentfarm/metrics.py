@@ -106,6 +106,16 @@ STEP_DURATION = Histogram(
     ["model"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
 )
+EVENTS_UNPUBLISHED = Counter(
+    "agentfarm_chat_events_unpublished_total",
+    "Chat events of committed changes that could not be written to Redis (an outage)",
+)
+WAKEUPS_UNSENT = Counter(
+    "agentfarm_messages_unsent_total",
+    "Queue messages of committed transactions that could not be sent (an outage; "
+    "chat.recover_stale re-sends chat wake-ups)",
+    ["actor"],
+)
 CONFIG_CACHE = Counter(
     "agentfarm_config_cache_lookups_total",
     "Configuration a worker derived per step: answered from its cache (hit) or the database (miss)",

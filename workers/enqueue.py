@@ -5,13 +5,19 @@ A rollback drops them, so a queue message never points at rows that do not exist
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import dramatiq.errors
+from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
+from agentfarm import metrics
+
+log = logging.getLogger("agentfarm.enqueue")
 _OUTBOX = "agentfarm_outbox"
 
 
@@ -39,10 +45,17 @@ def _flush_outbox(session: OrmSession) -> None:
         return
     broker = dramatiq.get_broker()
     for message in pending:
-        if isinstance(message, dramatiq.Message):
-            broker.enqueue(message)
-        else:
+        if not isinstance(message, dramatiq.Message):
             message()
+            continue
+        try:
+            broker.enqueue(message)
+        except (RedisError, dramatiq.errors.BrokerConnectionError) as exc:
+            # The transaction is committed: raising here would fail a change that happened.
+            # A chat's lost wake-up is re-sent by chat.recover_stale (from the database).
+            metrics.WAKEUPS_UNSENT.labels(message.actor_name).inc()
+            log.warning("queue message not sent: Redis unavailable: %s", exc,
+                        extra={"actor": message.actor_name})  # fmt: skip
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")

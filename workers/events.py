@@ -19,7 +19,9 @@ import uuid
 from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 
+from agentfarm import metrics
 from models.wire import ts
 
 CONTROL_CHANNEL = "agentfarm:chat-control"
@@ -123,6 +125,11 @@ class ChatEventWriter:
         With ``watch`` (the chat: a :func:`watch_chat` partial, or a Chat or row to build it
         from) and a ``status`` event among ``events``, the owner's watchers also get one
         ``status_change`` carrying the last such status.
+
+        Callers publish what they already committed, so a Redis outage does not raise here
+        (that would turn an accepted change into an error, and a client's retry into a
+        duplicate): the events are counted as unpublished and logged, and clients that
+        reconnect get the database's snapshot. Returns the new entry ids ([] if none).
         """
         key = stream_key(chat_id)
         pipe = self.redis.pipeline(transaction=False)
@@ -132,7 +139,13 @@ class ChatEventWriter:
             # A persisted message ends the step in flight: no parts left to replay.
             pipe.delete(step_from_key(chat_id))
         pipe.expire(key, self.ttl_s)
-        results = pipe.execute()
+        try:
+            results = pipe.execute()
+        except RedisError as exc:
+            metrics.EVENTS_UNPUBLISHED.inc(len(events))
+            log.warning("chat events not published: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id), "events": len(events)})  # fmt: skip
+            return []
         if watch is not None:
             statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
             if statuses:

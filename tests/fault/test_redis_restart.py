@@ -106,3 +106,34 @@ def test_redis_restart_mid_turn(fault_farm: FaultFarm) -> None:
         f"{kinds.count('retry')} retry, {kinds.count('message_part')} parts, {len(stream)} in "
         f"the stream; {len(shown)} messages"
     )
+
+
+def test_a_message_sent_while_redis_is_down_is_accepted_and_answered(
+    fault_farm: FaultFarm,
+) -> None:
+    """Postgres holds the truth: with Redis down, sending still commits the message and
+    answers 200 (no event stream, no wake-up); once Redis is back the stale-chat sweeper
+    sends the lost wake-up and the turn runs."""
+    caller = fault_farm.caller()
+    chat_id = caller.create_chat("[[reply: first]]")["id"]
+    caller.wait_status(chat_id, "waiting")
+    fault_farm.stop_redis()
+    try:
+        resp = caller.http.post(
+            f"/api/experimental/chats/{chat_id}/messages",
+            json={"content": [{"type": "text", "text": "[[reply: sent in the dark]]"}]},
+        )
+    finally:
+        fault_farm.start_redis()
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["queued"] is False
+    chat = caller.wait_status(chat_id, "waiting", "error", timeout=90)
+    assert chat["status"] == "waiting", chat
+    texts = [
+        part.get("text")
+        for m in caller.messages(chat_id)["messages"]
+        for part in m["content"]
+        if m["role"] == "assistant"
+    ]
+    assert "sent in the dark" in texts, texts
+    fault_farm.services_alive()
