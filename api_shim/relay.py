@@ -171,6 +171,45 @@ async def replay_after(
     return parse_entries(entries)
 
 
+UNSTREAMED_SCAN = 500  # stream entries looked at, before the client's last one
+
+
+def _messages_after(chat_id: uuid.UUID, after_id: int) -> list[dict[str, Any]]:
+    with db.session_scope() as session:
+        return [message_json(m) for m in chat_queries.messages_after(session, chat_id, after_id)]
+
+
+async def unstreamed_messages(
+    redis: Redis,
+    chat_id: uuid.UUID,
+    last_event_id: str,
+    replayed: list[tuple[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """``message`` events a resuming client would otherwise never get: messages committed
+    while Redis was unreachable, whose events were never written (workers.events.publish).
+
+    The floor is the newest message the stream carried up to the client's last entry (else
+    just below the first one it carries after it: the create answer, not the stream, carries
+    a chat's first message); every visible message above it that the replayed entries do
+    not carry is read from the database, oldest first.
+    """
+    before = parse_entries(
+        await redis.xrevrange(
+            ev.stream_key(chat_id), max=last_event_id, min="-", count=UNSTREAMED_SCAN
+        )
+    )
+    earlier = max_message_id([e for _, e in before])
+    replayed_ids = {e["message"].get("id") for _, e in replayed if e["type"] == "message"} - {None}
+    if earlier:
+        floor = earlier
+    elif replayed_ids:
+        floor = min(replayed_ids) - 1
+    else:
+        return []  # no message in sight to place the client by
+    rows = await run_in_threadpool(_messages_after, chat_id, floor)
+    return [ev.message_event(chat_id, m) for m in rows if m["id"] not in replayed_ids]
+
+
 def max_message_id(events: list[dict[str, Any]]) -> int:
     ids = [e["message"].get("id") or 0 for e in events if e["type"] == "message"]
     return max(ids, default=0)

@@ -103,6 +103,11 @@ async def _sse_events(
         ):
             entries = await relay.replay_after(redis, chat_id, last_event_id)
             position = entries[-1][0] if entries else last_event_id
+            missing = await relay.unstreamed_messages(redis, chat_id, last_event_id, entries)
+            # After the replay, under its position (like snapshot events); live copies of
+            # them, should their events still arrive, are skipped.
+            entries = [*entries, *((position, e) for e in missing)]
+            seen = relay.max_message_id(missing)
         else:
             batch = await relay.snapshot(redis, chat_id, after)
             entries, position = batch.entries, batch.position

@@ -117,6 +117,26 @@ def test_a_message_sent_while_redis_is_down_is_accepted_and_answered(
     caller = fault_farm.caller()
     chat_id = caller.create_chat("[[reply: first]]")["id"]
     caller.wait_status(chat_id, "waiting")
+    answered: list[bool] = []
+
+    def after_the_dark_reply(event: dict) -> bool:  # type: ignore[type-arg]
+        if event["type"] == "message" and any(
+            p.get("text") == "sent in the dark" for p in event["message"]["content"]
+        ):
+            answered.append(True)
+        return (
+            bool(answered) and event["type"] == "status" and event["status"]["status"] == "waiting"
+        )
+
+    # Connected before the outage; it resumes by Last-Event-ID after it, and must still get
+    # the message whose event could not be written while Redis was down.
+    sse = ResumingStream(
+        fault_farm.base_url, caller.token, chat_id, until=after_the_dark_reply
+    ).start()
+    deadline = time.monotonic() + 30
+    while not sse.count(lambda e: e["type"] == "status"):
+        assert time.monotonic() < deadline, sse.events
+        time.sleep(0.02)
     fault_farm.stop_redis()
     try:
         resp = caller.http.post(
@@ -136,4 +156,9 @@ def test_a_message_sent_while_redis_is_down_is_accepted_and_answered(
         if m["role"] == "assistant"
     ]
     assert "sent in the dark" in texts, texts
+    sse.join(timeout=60)
+    shown = sorted(m["id"] for m in caller.messages(chat_id)["messages"])
+    delivered = [e["message"]["id"] for _, e in sse.events if e["type"] == "message"]
+    assert sorted(delivered) == shown[1:], f"SSE got messages {delivered} of {shown}"
+    assert sse.connects >= 2, "the SSE client never reconnected"
     fault_farm.services_alive()
