@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from agentfarm import mcp_oauth
 from api_shim.deps import AppSettings, CurrentUser, DbSession, OwnerUser, Secrets, parse_uuid
 from api_shim.deps import require_owner as _require_owner
+from api_shim.request_bodies import create_fields, sent_fields
 from models import mcp_rules
 from models.crypto import SecretBox
 from models.errors import BadRequest, Forbidden
@@ -84,14 +85,6 @@ def is_admin(user: User) -> bool:
     return True
 
 
-def _changes(body: BaseModel, fields: set[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(body, name)
-        out[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
-    return out
-
-
 def _discover(box: SecretBox, row: MCPServerConfig, access_url: str) -> None:
     """Auto-discover the authorization server and register the farm as a client (§6.3)."""
     redirect = mcp_oauth.callback_url(access_url, str(row.id))
@@ -127,7 +120,7 @@ def create_server(
     row = MCPServerConfig(
         id=uuid.uuid4(), display_name="", slug="", url="", created_by=user.id, updated_by=user.id
     )
-    mcp_rules.apply_changes(session, box, row, _changes(body, set(type(body).model_fields)))
+    mcp_rules.apply_changes(session, box, row, create_fields(body))
     if mcp_rules.needs_discovery(row):
         _discover(box, row, settings.access_url)
     session.add(row)
@@ -153,7 +146,7 @@ def update_server(
 ) -> dict[str, Any]:
     server_id = parse_uuid(mcp_server, "MCP server config ID")
     row = mcp_rules.get_server(session, server_id, enabled_only=False)
-    mcp_rules.apply_changes(session, box, row, _changes(body, body.model_fields_set))
+    mcp_rules.apply_changes(session, box, row, sent_fields(body))
     if mcp_rules.needs_discovery(row):
         _discover(box, row, settings.access_url)
     row.updated_by = user.id
