@@ -267,9 +267,9 @@ def test_idle_worker_waits_on_its_wake_list(
     make_broker: Callable[..., WakeableRedisBroker], rdb: redis.Redis
 ) -> None:
     """An idle consumer is parked in a BLPOP on its wake list, not asleep, when a message
-    arrives, and the enqueue's token wakes it (the mechanism behind the few-ms pickup that
-    bench/pickup.py measures; the stock broker sleeps in a backoff of up to worker_timeout).
-    """
+    arrives, and the enqueue's wake token ends that BLPOP: the mechanism behind the few-ms
+    pickup bench/pickup.py measures (the stock broker sleeps in a backoff of up to
+    worker_timeout)."""
     broker = make_broker()
     started: list[float] = []
     done = threading.Event()
@@ -290,7 +290,6 @@ def test_idle_worker_waits_on_its_wake_list(
             done.clear()
             probe.send(time.perf_counter())
             assert done.wait(5), "message was not processed"
-            assert rdb.llen(wake_key(NAMESPACE, "pickup")) == 0  # the token was taken
 
     assert len(started) == len(gaps)
     print(f"pickup median {statistics.median(started) * 1000:.1f} ms (a figure, not a check)")

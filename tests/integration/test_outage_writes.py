@@ -4,6 +4,7 @@ writer and the outbox log and count what they could not send instead of raising.
 from __future__ import annotations
 
 import logging
+import uuid
 
 import dramatiq
 import pytest
@@ -39,20 +40,21 @@ def test_a_commit_stands_when_its_queue_message_cannot_be_sent(
     message = dramatiq.Message(
         queue_name="test-outage", actor_name="noop", args=(), kwargs={}, options={}
     )
+    table = f"outage_probe_{uuid.uuid4().hex[:8]}"  # a real table: the commit must stick
     session = db.new_session()
     try:
         dramatiq.set_broker(dead)
-        session.execute(sa.text("CREATE TEMP TABLE outage_probe (x int)"))
-        session.execute(sa.text("INSERT INTO outage_probe VALUES (1)"))
+        session.execute(sa.text(f"CREATE TABLE {table} (x int)"))
+        session.execute(sa.text(f"INSERT INTO {table} VALUES (1)"))
         defer(session, message)
         with caplog.at_level(logging.WARNING, logger="agentfarm.enqueue"):
             session.commit()  # does not raise
-        assert session.execute(sa.text("SELECT x FROM outage_probe")).scalar() == 1
+        assert session.execute(sa.text(f"SELECT x FROM {table}")).scalar() == 1
         assert any("not sent" in r.getMessage() for r in caplog.records)
     finally:
         dramatiq.set_broker(previous)
         session.rollback()
-        session.execute(sa.text("DROP TABLE IF EXISTS outage_probe"))
+        session.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         session.commit()
         session.close()
         dead.client.close()
