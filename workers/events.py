@@ -199,8 +199,13 @@ class ChatEventWriter:
         self.redis.delete(step_from_key(chat_id))
 
     def request_interrupt(self, chat_id: uuid.UUID | str) -> None:
-        """Tell whichever worker runs this chat to stop (the database already says so)."""
-        self.redis.publish(CONTROL_CHANNEL, json.dumps({"chat_id": str(chat_id)}))
+        """Tell whichever worker runs this chat to stop (the database already says so: with
+        Redis down the worker's next heartbeat finds out instead, so this never raises)."""
+        try:
+            self.redis.publish(CONTROL_CHANNEL, json.dumps({"chat_id": str(chat_id)}))
+        except RedisError as exc:
+            log.warning("interrupt not signalled: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id)})  # fmt: skip
 
 
 def _decode_id(value: Any) -> str:

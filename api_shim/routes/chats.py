@@ -171,8 +171,11 @@ def create_chat(
     defer_call(session, lambda: writer.watch("created", chat))
     defer(session, chat_step.message(str(chat.id), chat.generation, 1))
     defer(session, chat_generate_title.message(str(chat.id)))
+    # The answer is read inside the transaction: once it commits, nothing may fail the
+    # request (a 503 for a chat that exists would make a retrying client create it twice).
+    answer = render_chat(session, chat, files=True, warnings=warnings)
     session.commit()
-    return render_chat(session, chat, files=True, warnings=warnings)
+    return answer
 
 
 @router.get("", summary="List your chats")

@@ -123,12 +123,16 @@ def send_message(
             # Late Coder behaviour: queue it, stop the run; the worker persists the partial
             # step and then promotes exactly this message.
             chat_rules.interrupt(row, promote_id=queued.id)
-        session.commit()
+        # Read before the commit: after it, nothing may turn the accepted message into an
+        # error (a retrying client would send it twice).
+        session.flush()
         snapshot = [queued_json(q) for q in chat_rules.queued_messages(session, row.id)]
+        answer = {"queued": True, "queued_message": queued_json(queued)}
+        session.commit()
         if behavior == BusyBehavior.INTERRUPT:
             writer.request_interrupt(row.id)
         writer.publish(row.id, ev.queue_event(row.id, snapshot))
-        return _with_warnings({"queued": True, "queued_message": queued_json(queued)}, warnings)
+        return _with_warnings(answer, warnings)
     message = chat_rules.add_message(
         session,
         row,
@@ -139,14 +143,16 @@ def send_message(
     )
     chat_rules.mark_pending(row)
     defer(session, chat_step.message(str(row.id), row.generation, 1))
+    session.flush()
+    sent = message_json(message)  # read before the commit (see above)
     session.commit()
     writer.publish(
         row.id,
-        ev.message_event(row.id, message_json(message)),
+        ev.message_event(row.id, sent),
         ev.status_event(row.id, ChatStatus.PENDING),
         watch=row,
     )
-    return _with_warnings({"queued": False, "message": message_json(message)}, warnings)
+    return _with_warnings({"queued": False, "message": sent}, warnings)
 
 
 @router.patch(
