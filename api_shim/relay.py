@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.stream_hub import hub_for, parse_entries
+from api_shim.stream_hub import decode, hub_for, parse_entries
 from models import chat_queries, chat_rules, db
 from models.chats import Chat
 from models.wire import message_json, queued_json
@@ -41,14 +41,10 @@ class Batch:
         return [event for _, event in self.entries]
 
 
-def _decode(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 async def stream_tail(redis: Redis, chat_id: uuid.UUID) -> str:
     """The id of the newest entry (or 0-0): live reading starts after it."""
     last = await redis.xrevrange(ev.stream_key(chat_id), count=1)
-    return _decode(last[0][0]) if last else ZERO_ID
+    return decode(last[0][0]) if last else ZERO_ID
 
 
 async def resumable_from(
@@ -74,7 +70,7 @@ async def resumable_from(
     if length < maxlen:
         return True
     # The client's last entry is still retained, so everything after it is too.
-    return _id_tuple(_decode(first[0][0])) <= _id_tuple(last_event_id)
+    return _id_tuple(decode(first[0][0])) <= _id_tuple(last_event_id)
 
 
 def _valid_id(value: str) -> bool:
@@ -105,7 +101,7 @@ async def snapshot(redis: Redis, chat_id: uuid.UUID, after_id: int) -> Batch:
     events: list[dict[str, Any]] = [ev.status_event(chat_id, status)]
     step_from = await redis.get(ev.step_from_key(chat_id))
     if step_from and tail != ZERO_ID:
-        entries = await redis.xrange(ev.stream_key(chat_id), min=_decode(step_from), max=tail)
+        entries = await redis.xrange(ev.stream_key(chat_id), min=decode(step_from), max=tail)
         events.extend(e for _, e in parse_entries(entries) if e["type"] == "message_part")
     events.extend(ev.message_event(chat_id, m) for m in messages)
     if queue:

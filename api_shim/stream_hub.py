@@ -29,7 +29,8 @@ QUEUE_BATCHES = 1_000
 Entry = tuple[str, dict[str, Any]]
 
 
-def _decode(value: Any) -> str:
+def decode(value: Any) -> str:
+    """A Redis reply (bytes or str) as text."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -58,7 +59,7 @@ def parse_entries(entries: list[Any]) -> list[Entry]:
     for entry_id, fields in entries:
         raw = fields.get(b"e") or fields.get("e")
         if raw is not None:
-            out.append((_decode(entry_id), StreamEvent(_decode(raw))))
+            out.append((decode(entry_id), StreamEvent(decode(raw))))
     return out
 
 
@@ -149,7 +150,7 @@ class StreamHub:
                 if not reply:
                     continue
                 raw = reply[0][1]
-                feed.position = _decode(raw[-1][0])
+                feed.position = decode(raw[-1][0])
                 entries = parse_entries(raw)
                 for sub in list(feed.subscribers):
                     sub.offer(entries)

@@ -195,8 +195,13 @@ class ChatEventWriter:
         return entry_id
 
     def clear_step(self, chat_id: uuid.UUID | str) -> None:
-        """Forget the parts of an abandoned step (nothing was persisted for it)."""
-        self.redis.delete(step_from_key(chat_id))
+        """Forget the parts of an abandoned step (nothing was persisted for it). Best effort,
+        like :meth:`publish`: the key expires with the stream anyway."""
+        try:
+            self.redis.delete(step_from_key(chat_id))
+        except RedisError as exc:
+            log.warning("step parts not cleared: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id)})  # fmt: skip
 
     def request_interrupt(self, chat_id: uuid.UUID | str) -> None:
         """Tell whichever worker runs this chat to stop (the database already says so: with

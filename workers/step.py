@@ -20,7 +20,6 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from redis.exceptions import RedisError
 from sqlmodel import Session, select
 
 from agentfarm import metrics
@@ -330,7 +329,8 @@ def _handle_llm_error(
 ) -> StepResult:
     """Fail the run or let go of the chat for a delayed retry. The database comes first and
     Redis (clearing the step's parts, the ``retry`` event) after, best effort: with Redis down
-    the chat must not stay held by this live worker, where no retry can take it."""
+    the chat must not stay held by this live worker, where no retry can take it (the event
+    writer's Redis calls never raise)."""
     if not error.retryable or attempt >= rt.settings.llm_max_attempts:
         if error.retryable:
             error = LLMError(
@@ -341,15 +341,15 @@ def _handle_llm_error(
                 provider=error.provider,
             )
         fail_run(rt, taken.chat_id, taken.generation, error)
-        _best_effort(rt.events.clear_step, taken.chat_id)
+        rt.events.clear_step(taken.chat_id)
         return StepResult("failed", detail=error.message)
     delay_s = min(
         rt.settings.llm_backoff_initial_s * 2 ** (attempt - 1), rt.settings.llm_backoff_max_s
     )
     if not release_for_retry(rt, taken):
-        _best_effort(rt.events.clear_step, taken.chat_id)
+        rt.events.clear_step(taken.chat_id)
         return StepResult("abandoned", detail="lease lost before retry")
-    _best_effort(rt.events.clear_step, taken.chat_id)
+    rt.events.clear_step(taken.chat_id)
     retry = {
         "attempt": attempt,
         "delay_ms": int(delay_s * 1000),
@@ -361,17 +361,9 @@ def _handle_llm_error(
         retry["provider"] = error.provider
     if error.status_code:
         retry["status_code"] = error.status_code
-    _best_effort(rt.events.publish, taken.chat_id, ev.retry_event(taken.chat_id, retry))
+    rt.events.publish(taken.chat_id, ev.retry_event(taken.chat_id, retry))
     metrics.LLM_RETRIES.labels(taken.model.model, str(error.kind)).inc()
     return StepResult("retry", retry_delay_ms=int(delay_s * 1000), detail=error.message)
-
-
-def _best_effort(call: Any, *args: Any) -> None:
-    """A Redis write a failed step can do without (the database already holds the truth)."""
-    try:
-        call(*args)
-    except RedisError as exc:
-        log.warning("chat events not written: Redis unavailable: %s", exc)
 
 
 def release_for_retry(rt: WorkerRuntime, taken: TakenStep) -> bool:
