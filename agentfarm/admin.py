@@ -11,11 +11,11 @@ from sqlmodel import Session, select
 
 from agentfarm.settings import Settings
 from models import db, migrate
-from models.bootstrap import create_user, default_organization, seed_scripted_model
 from models.crypto import SecretBox
 from models.enums import SiteRole
-from models.identity import User
-from models.tokens import create_token, lookup_token
+from models.identity.bootstrap import create_user, default_organization, seed_scripted_model
+from models.identity.tables import User
+from models.identity.tokens import create_token, lookup_token
 
 ADMIN_USERNAME = "admin"
 

@@ -12,7 +12,10 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from agentfarm import metrics
+from agentfarm.chat_stream.events import ChatEventWriter
 from agentfarm.settings import Settings, get_settings
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.farm_state import FarmCollector
 from api_shim.audit import AuditTrail
 from api_shim.errors import install_error_handlers
 from api_shim.experiments import ExperimentGate
@@ -49,9 +52,6 @@ from api_shim.routes import (
 from api_shim.storable_text import StorableText
 from models import db
 from models.crypto import SecretBox
-from workers.broker import get_broker
-from workers.events import ChatEventWriter
-from workers.farm_state import FarmCollector
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         get_broker()
         import workers.actors.chat  # noqa: F401  (actors the shim sends to)
         import workers.actors.tools  # noqa: F401
-        from workers import push as web_push
+        from agentfarm.integrations import webpush as web_push
 
         web_push.ensure_keys(app.state.secrets)  # VAPID keys, generated on first start
 

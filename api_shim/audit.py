@@ -1,7 +1,7 @@
 """Audit middleware: records each successful admin change and chat create/patch.
 
 A pure ASGI middleware so that no route has to remember to audit itself: after routing it
-knows the route template, and :func:`models.audit.classify` decides whether the request is
+knows the route template, and :func:`models.site.audit.classify` decides whether the request is
 audited. Only those requests have their (small, JSON) request and response bodies kept, to
 take the changed fields and a created resource's id. The entry is written in its own
 transaction, in a worker thread (never on the event loop), before the response is complete
@@ -18,7 +18,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from models import audit, db
+from models import db
+from models.site import audit
 
 log = logging.getLogger("agentfarm.audit")
 MAX_BODY = 256 * 1024

@@ -12,12 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from agentfarm.settings import Settings
-from models import db, rbac
+from models import db
 from models.base import utcnow
 from models.crypto import SecretBox
 from models.errors import BadRequest, Forbidden, Unauthorized
-from models.identity import User
-from models.tokens import lookup_token_user
+from models.identity import rbac
+from models.identity.tables import User
+from models.identity.tokens import lookup_token_user
 
 log = logging.getLogger("agentfarm.api")
 

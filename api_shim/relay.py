@@ -16,11 +16,13 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
-from api_shim.stream_hub import decode, hub_for, parse_entries
-from models import chat_queries, chat_rules, db
-from models.chats import Chat
-from models.wire import message_json, queued_json
-from workers import events as ev
+from agentfarm.chat_stream import events as ev
+from agentfarm.chat_stream.reader import decode, hub_for, parse_entries
+from models import db
+from models.chat import queries as chat_queries
+from models.chat import rules as chat_rules
+from models.chat.tables import Chat
+from models.chat.wire import message_json, queued_json
 
 ZERO_ID = "0-0"
 
@@ -121,7 +123,7 @@ async def follow(
 ) -> AsyncIterator[Batch]:
     """Live events after ``position``; an empty batch every ``block_ms`` of silence.
 
-    Read through the process's :class:`api_shim.stream_hub.StreamHub`: one Redis reader per
+    Read through the process's :class:`agentfarm.chat_stream.reader.StreamHub`: one Redis reader per
     chat, whatever the number of clients here."""
     hub = hub_for(redis)
     sub = await hub.subscribe(ev.stream_key(chat_id), position)
@@ -182,7 +184,7 @@ async def unstreamed_messages(
     replayed: list[tuple[str, dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """``message`` events a resuming client would otherwise never get: messages committed
-    while Redis was unreachable, whose events were never written (workers.events.publish).
+    while Redis was unreachable, whose events were never written (agentfarm.chat_stream.events.ChatEventWriter.publish).
 
     The floor is the newest message the stream carried up to the client's last entry (else
     just below the first one it carries after it: the create answer, not the stream, carries

@@ -5,7 +5,7 @@ scripted model server (issue 8 (f): target within 2x of raw).
 
 Both clients run in this process, one after the other, against one in-process scripted
 server (its own CPU is in another thread, so ``time.thread_time`` of the calling thread counts
-only the client's work). The litellm path is ``workers.llm.stream_step`` exactly as a chat
+only the client's work). The litellm path is ``workers.turn.llm.stream_step`` exactly as a chat
 step calls it (parts forwarded to a no-op hook, usage collected): once on the direct
 OpenAI-wire client the worker uses for OpenAI-protocol providers (``workers/openai_wire.py``)
 and once forced through litellm's stream wrapper (``AGENTFARM_LLM_DIRECT_OPENAI=false``, what
@@ -58,7 +58,7 @@ def use_direct_client(direct: bool) -> None:
 
 
 def worker_stream(base_url: str, text: str) -> int:
-    from workers.llm import ResolvedModel, StreamHooks, stream_step
+    from workers.turn.llm import ResolvedModel, StreamHooks, stream_step
 
     model = ResolvedModel(
         provider="openai-compat",

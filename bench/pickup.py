@@ -59,7 +59,7 @@ def build_broker(kind: str, url: str, namespace: str) -> RedisBroker:
     if kind == "wakeable":
         if str(ROOT) not in sys.path:
             sys.path.insert(0, str(ROOT))
-        from workers.fast_redis import WakeableRedisBroker
+        from agentfarm.tasks.wakeable import WakeableRedisBroker
 
         broker: RedisBroker = WakeableRedisBroker(url=url, namespace=namespace)
     elif kind == "stock":

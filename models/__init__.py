@@ -1,24 +1,25 @@
 """Tables, the database session factory and the domain rules that need only the database."""
 
-from models.chats import Chat, ChatMessage, ChatQueuedMessage
-from models.config_version import ConfigVersion
-from models.diff_statuses import ChatDiffStatus
-from models.files import ChatFile, ChatFileLink
-from models.git_links import ExternalAuthLink
-from models.identity import ApiKey, Group, GroupMember, Organization, OrganizationMember, User
-from models.mcp_servers import MCPServerConfig, MCPServerUserToken, WorkspaceMCPDiscovery
-from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
-from models.settings_tables import AuditLog, UserConfig
-from models.usage_limit_config import ChatUsageLimitConfig
-from models.usage_rollups import UsageChatDay, UsageRollupPending, UsageUserDay
-from models.webpush import WebpushSubscription
-from models.workspaces import (
-    ChatToolCall,
-    SiteConfig,
-    Template,
-    Workspace,
-    WorkspaceProcess,
+from models.chat.files import ChatFile, ChatFileLink
+from models.chat.tables import Chat, ChatMessage, ChatQueuedMessage
+from models.identity.tables import (
+    ApiKey,
+    Group,
+    GroupMember,
+    Organization,
+    OrganizationMember,
+    User,
 )
+from models.insights.diff_statuses import ChatDiffStatus
+from models.insights.git_links import ExternalAuthLink
+from models.mcp.tables import MCPServerConfig, MCPServerUserToken, WorkspaceMCPDiscovery
+from models.providers.tables import ChatModelConfig, ChatProvider, UserChatProviderKey
+from models.site.config_version import ConfigVersion
+from models.site.tables import AuditLog, UserConfig
+from models.usage.limit_config import ChatUsageLimitConfig
+from models.usage.rollups import UsageChatDay, UsageRollupPending, UsageUserDay
+from models.webpush import WebpushSubscription
+from models.workspaces.tables import ChatToolCall, SiteConfig, Template, Workspace, WorkspaceProcess
 
 __all__ = [
     "AuditLog",

@@ -9,7 +9,7 @@ The rules are Coder's (``dbpurge``):
 - A file expires when it is older than the window and no *kept* chat (not archived, or
   archived within the window) references it: neither through ``chat_file_links`` nor through a
   file part in one of its messages. Links alone are not enough: linking is refused past the
-  per-chat cap (``models.files.MAX_CHAT_FILES``) while the message keeps its file part.
+  per-chat cap (``models.chat.files.MAX_CHAT_FILES``) while the message keeps its file part.
 
 :func:`purge_batch` deletes at most ``batch_size`` rows in the caller's transaction, so no
 lock is held long and a crash loses only the batch in flight. The rows that cascade from a
@@ -30,9 +30,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from models.base import utcnow
-from models.chats import FILE_PARTS_PREDICATE
+from models.chat.tables import FILE_PARTS_PREDICATE
 from models.errors import BadRequest
-from models.workspace_rules import get_setting, put_setting
+from models.workspaces.rules import get_setting, put_setting
 
 RETENTION_DAYS_KEY = "retention_days"
 DEFAULT_RETENTION_DAYS = 30

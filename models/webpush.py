@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel
 from models.base import created_at, uuid_pk
 from models.crypto import SecretBox
 from models.errors import BadRequest
-from models.workspaces import SiteConfig
+from models.workspaces.tables import SiteConfig
 
 VAPID_KEY = "webpush_vapid_keys"
 MAX_FIELD_BYTES = 4096

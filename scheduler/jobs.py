@@ -1,6 +1,6 @@
 """The schedule: which actor is sent how often. The scheduler only sends; actors do the work.
 
-Each job is declared next to its actor with :func:`workers.periodic.periodic`; this module
+Each job is declared next to its actor with :func:`agentfarm.tasks.periodic.periodic`; this module
 imports the actor modules that declare jobs and turns the declarations into intervals.
 """
 
@@ -31,7 +31,7 @@ class Job:
 
 def jobs(settings: Settings) -> list[Job]:
     """Every periodic job with its interval; jobs set to 0 seconds (off) are left out."""
-    from workers.periodic import periodic_jobs
+    from agentfarm.tasks.periodic import periodic_jobs
 
     for module in JOB_MODULES:
         importlib.import_module(module)

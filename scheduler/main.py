@@ -179,8 +179,8 @@ class LeaderScheduler:
 
 def main() -> None:
     """Entry point of ``agentfarm scheduler``."""
+    from agentfarm.tasks.broker import get_broker
     from scheduler.health import HealthServer
-    from workers.broker import get_broker
 
     settings = get_settings()
     # "job sent" is the one line per run; APScheduler's own three lines per run are noise.

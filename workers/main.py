@@ -8,8 +8,8 @@ A workspace host also consumes ``workspace.<host>`` for each host named in
 
 from agentfarm.logs import configure_logging
 from agentfarm.settings import get_settings, workspace_host_list
-from workers.broker import get_broker
-from workers.hosts import host_queue
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.hosts import host_queue
 
 _settings = get_settings()
 configure_logging(_settings.log_level, json=_settings.log_json, process="worker")

@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from redis import Redis
 
 from agentfarm import metrics
+from agentfarm.chat_stream.events import CONTROL_CHANNEL, ChatEventWriter
 from agentfarm.settings import Settings, get_settings, workspace_host_list
+from agentfarm.tasks import hosts as hosts_registry
 from models import db
 from models.crypto import SecretBox
-from workers import hosts as hosts_registry
-from workers.events import CONTROL_CHANNEL, ChatEventWriter
 
 log = logging.getLogger("agentfarm.worker")
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from api_shim.deps import DbSession, OwnerUser
-from models import audit
+from models.site import audit
 
 router = APIRouter(prefix="/api/v2", tags=["audit"])
 

@@ -1,4 +1,4 @@
-"""``POST /api/v2/authcheck``: what the caller may do, answered by ``models.rbac``.
+"""``POST /api/v2/authcheck``: what the caller may do, answered by ``models.identity.rbac``.
 
 Coder's request: ``{checks: {name: {object: {resource_type, owner_id?, organization_id?,
 resource_id?, any_org?}, action}}}``; the answer is ``{name: bool}``. ``owner_id: "me"`` is
@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api_shim.deps import CurrentUser, DbSession
-from models import rbac, users
-from models.chats import Chat
+from models.chat.tables import Chat
 from models.errors import BadRequest
-from models.identity import Group
-from models.workspaces import Template, Workspace
+from models.identity import rbac, users
+from models.identity.tables import Group
+from models.workspaces.tables import Template, Workspace
 
 router = APIRouter(prefix="/api/v2", tags=["authorization"])
 MAX_ID_LOOKUPS = 10

@@ -10,26 +10,24 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
+from agentfarm.chat_stream import events as ev
+from agentfarm.tasks.outbox import defer, defer_call
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import (
-    chat_queries,
-    chat_rules,
-    chat_updates,
-    key_policy,
-    mcp_selection,
-    organizations,
-    prompts,
-    usage_limits,
-)
-from models import files as chat_files
-from models.chats import Chat
-from models.diff_statuses import statuses_by_chat
+from models.chat import files as chat_files
+from models.chat import queries as chat_queries
+from models.chat import rules as chat_rules
+from models.chat import updates as chat_updates
+from models.chat.tables import Chat
+from models.chat.wire import chat_json
 from models.errors import BadRequest
-from models.identity import User
-from models.wire import chat_json
-from models.workspaces import Workspace
-from workers import events as ev
-from workers.enqueue import defer, defer_call
+from models.identity import organizations
+from models.identity.tables import User
+from models.insights.diff_statuses import statuses_by_chat
+from models.mcp import selection as mcp_selection
+from models.providers import key_policy
+from models.site import prompts
+from models.usage import limits as usage_limits
+from models.workspaces.tables import Workspace
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["chats"])
 

@@ -12,13 +12,15 @@ from pydantic import BaseModel
 from sqlmodel import select
 
 from api_shim.deps import CurrentUser, DbSession, require_owner
-from models import prompts, site_text, workspace_rules
 from models.enums import SiteRole
 from models.errors import BadRequest, NotFound
-from models.identity import User
-from models.workspaces import Template
-from workers.plan_mode import PLAN_INSTRUCTIONS_KEY
-from workers.toolset import DESKTOP_ENABLED_KEY
+from models.identity.tables import User
+from models.site import prompts
+from models.site import text as site_text
+from models.workspaces import rules as workspace_rules
+from models.workspaces.tables import Template
+from workers.tools.plan_mode import PLAN_INSTRUCTIONS_KEY
+from workers.tools.toolset import DESKTOP_ENABLED_KEY
 
 router = APIRouter(prefix="/api/experimental/chats/config", tags=["config"])
 

@@ -13,10 +13,11 @@ from fastapi import APIRouter, Request
 
 from api_shim.deps import ADMIN_ROLES, CurrentUser, DbSession, OwnerUser
 from api_shim.report_query import date_window, int_param, strict_params
-from models import cost_reports, usage_limits
+from models.chat.wire import ts
 from models.errors import NotFound
-from models.user_refs import InvalidUserRef, find_user
-from models.wire import ts
+from models.identity.user_refs import InvalidUserRef, find_user
+from models.usage import cost_reports
+from models.usage import limits as usage_limits
 
 router = APIRouter(prefix="/api/experimental/chats/cost", tags=["cost"])
 

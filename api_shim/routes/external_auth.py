@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from agentfarm import external_auth
 from api_shim.deps import CurrentUser, DbSession, Secrets
-from models import git_links
 from models.errors import NotFound
+from models.insights import git_links
 
 router = APIRouter(prefix="/api/v2/external-auth", tags=["external auth"])
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from agentfarm.tasks import farm_state
 from api_shim.deps import OwnerUser
-from workers import farm_state
 
 router = APIRouter(prefix="/api/experimental/farm", tags=["operations"])
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api_shim.deps import CurrentUser, DbSession, require_agents_access
-from models import file_types as ft
+from models.chat import file_types as ft
+from models.chat.files import ChatFile
 from models.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from models.files import ChatFile
-from models.identity import OrganizationMember
+from models.identity.tables import OrganizationMember
 
 router = APIRouter(prefix="/api/experimental/chats/files", tags=["files"])
 

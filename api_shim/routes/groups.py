@@ -14,8 +14,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api_shim.deps import CurrentUser, DbSession
-from models import groups, organizations, rbac, users
 from models.errors import Forbidden
+from models.identity import groups, organizations, rbac, users
 
 router = APIRouter(prefix="/api/v2", tags=["groups"])
 

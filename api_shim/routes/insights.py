@@ -1,7 +1,7 @@
 """PR insights (reference §7) and a chat's diff (§1.5 ``GET /chats/{chat}/diff``).
 
 ``GET /chats/insights/pull-requests?start_date&end_date`` (admins; else 403) reports the pull
-requests found for chats (``models.pr_insights``). ``GET /chats/{chat}/diff`` returns
+requests found for chats (``models.insights.pr_insights``). ``GET /chats/{chat}/diff`` returns
 ChatDiffContents: the branch and origin the workspace reported, the provider whose regex
 matches the origin, and the diff of the branch's PR (else of the branch against the default
 branch), fetched with the chat owner's linked token.
@@ -14,13 +14,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from agentfarm import external_auth
+from agentfarm.integrations.github import GitHubClient, ProviderError, RateLimited, TokenRejected
 from api_shim.deps import CurrentUser, DbSession, OwnerUser, Secrets, parse_uuid
 from api_shim.report_query import date_window, strict_params
-from models import chat_rules, git_links, pr_insights
+from models.chat import rules as chat_rules
 from models.crypto import SecretsUnavailable
-from models.diff_statuses import ChatDiffStatus
 from models.errors import ApiError
-from workers.github import GitHubClient, ProviderError, RateLimited, TokenRejected
+from models.insights import git_links, pr_insights
+from models.insights.diff_statuses import ChatDiffStatus
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["insights"])
 

@@ -20,11 +20,11 @@ from agentfarm import mcp_oauth
 from api_shim.deps import AppSettings, CurrentUser, DbSession, OwnerUser, Secrets, parse_uuid
 from api_shim.deps import require_owner as _require_owner
 from api_shim.request_bodies import create_fields, sent_fields
-from models import mcp_rules
 from models.crypto import SecretBox
 from models.errors import BadRequest, Forbidden
-from models.identity import User
-from models.mcp_servers import MCPServerConfig
+from models.identity.tables import User
+from models.mcp import rules as mcp_rules
+from models.mcp.tables import MCPServerConfig
 
 router = APIRouter(prefix="/api/experimental/mcp/servers", tags=["mcp"])
 

@@ -22,10 +22,11 @@ from sqlmodel import Session
 
 from agentfarm import mcp_oauth
 from api_shim.deps import AppSettings, CurrentUser, DbSession, Secrets, parse_uuid
-from models import mcp_rules, mcp_selection
 from models.crypto import SecretBox, SecretsUnavailable
 from models.errors import ApiError, BadRequest
-from models.mcp_servers import MCPAuthType, MCPServerConfig
+from models.mcp import rules as mcp_rules
+from models.mcp import selection as mcp_selection
+from models.mcp.tables import MCPAuthType, MCPServerConfig
 
 router = APIRouter(prefix="/api/experimental/mcp/servers", tags=["mcp"])
 

@@ -8,16 +8,20 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from agentfarm.chat_stream import events as ev
 from agentfarm.settings import get_settings
+from agentfarm.tasks.outbox import defer
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from api_shim.routes.chats import InputPart, dump_parts
-from models import chat_edits, chat_queries, chat_rules, mcp_selection, usage_limits
-from models import files as chat_files
+from models.chat import edits as chat_edits
+from models.chat import files as chat_files
+from models.chat import queries as chat_queries
+from models.chat import rules as chat_rules
+from models.chat.wire import message_json, queued_json
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
-from models.wire import message_json, queued_json
-from workers import events as ev
-from workers.enqueue import defer
+from models.mcp import selection as mcp_selection
+from models.usage import limits as usage_limits
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["messages"])
 

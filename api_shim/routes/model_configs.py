@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api_shim.deps import ADMIN_ROLES, CurrentUser, DbSession, OwnerUser
 from api_shim.request_bodies import create_fields, sent_fields
-from models import model_configs
-from models.model_options import ChatModelCallConfig
+from models.providers import model_configs
+from models.providers.model_options import ChatModelCallConfig
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["model configs"])
 

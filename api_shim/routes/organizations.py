@@ -13,9 +13,9 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from api_shim.deps import CurrentUser, DbSession
-from models import organizations, rbac, users
 from models.errors import Forbidden
-from models.identity import Organization
+from models.identity import organizations, rbac, users
+from models.identity.tables import Organization
 
 router = APIRouter(prefix="/api/v2/organizations", tags=["organizations"])
 

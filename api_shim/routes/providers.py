@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from api_shim.deps import DbSession, OwnerUser, Secrets
 from api_shim.request_bodies import create_fields, sent_fields
-from models import provider_rules
+from models.providers import rules as provider_rules
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["providers"])
 

@@ -22,8 +22,8 @@ from api_shim.deps import AppSettings, CurrentUser, DbSession, Secrets
 from models import webpush
 from models.crypto import SecretsUnavailable
 from models.errors import NotFound, ServiceUnavailable
-from models.identity import User
-from models.user_refs import InvalidUserRef, find_user
+from models.identity.tables import User
+from models.identity.user_refs import InvalidUserRef, find_user
 
 router = APIRouter(prefix="/api/v2", tags=["notifications"])
 
@@ -113,7 +113,7 @@ def unsubscribe(
 def test_notification(
     user: str, caller: CurrentUser, session: DbSession, box: Secrets, settings: AppSettings
 ) -> Response:
-    from workers import push
+    from agentfarm.integrations import webpush as push
 
     target = _self(session, caller, user)
     sender = push.get_sender(box, settings)

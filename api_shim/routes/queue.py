@@ -9,14 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from sqlmodel import Session
 
+from agentfarm.chat_stream import events as ev
+from agentfarm.tasks.outbox import defer
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import chat_edits, chat_rules, usage_limits
-from models.chats import Chat, ChatMessage
+from models.chat import edits as chat_edits
+from models.chat import rules as chat_rules
+from models.chat.tables import Chat, ChatMessage
+from models.chat.wire import message_json, queued_json
 from models.enums import ChatStatus
 from models.errors import Conflict
-from models.wire import message_json, queued_json
-from workers import events as ev
-from workers.enqueue import defer
+from models.usage import limits as usage_limits
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["queue"])
 

@@ -25,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from agentfarm import metrics
+from agentfarm.chat_stream.reader import event_json
 from agentfarm.settings import get_settings
 from api_shim import relay
 from api_shim.deps import authenticate, parse_uuid, request_token
-from api_shim.stream_hub import event_json
-from models import chat_rules, db
-from models.chats import Chat
+from models import db
+from models.chat import rules as chat_rules
+from models.chat.tables import Chat
 from models.errors import ApiError, BadRequest
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["stream"])

@@ -16,8 +16,9 @@ from starlette.exceptions import HTTPException
 
 from api_shim.deps import CurrentUser, DbSession, parse_uuid
 from api_shim.routes.chats import render_chat
-from models import chat_rules, usage_limits
+from models.chat import rules as chat_rules
 from models.errors import Conflict
+from models.usage import limits as usage_limits
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["chats"])
 WAIT_S = 40.0  # above the title job's own 30 s model timeout

@@ -13,13 +13,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from sqlmodel import select
 
+from agentfarm.chat_stream import events as ev
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
-from models import chat_rules
 from models.base import utcnow
+from models.chat import rules as chat_rules
 from models.enums import ChatStatus
 from models.errors import BadRequest, Conflict, PayloadTooLarge
-from models.workspaces import ChatToolCall, ToolCallStatus
-from workers import events as ev
+from models.workspaces.tables import ChatToolCall, ToolCallStatus
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["messages"])
 MAX_BODY_BYTES = 256 * 1024
@@ -44,7 +44,7 @@ class ToolResultsRequest(BaseModel):
 def post_tool_results(
     chat: str, body: ToolResultsRequest, request: Request, user: CurrentUser, session: DbSession
 ) -> Response:
-    from workers.tool_calls import complete_step_if_done
+    from workers.tools.calls import complete_step_if_done
 
     # The 256 KiB cap is checked on the declared length (FastAPI has read the body already;
     # uvicorn/proxies bound chunked bodies).

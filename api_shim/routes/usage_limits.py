@@ -1,7 +1,7 @@
 """``/api/experimental/chats/usage-limits``: spend caps (reference §1.10 "Usage limits", §5.3).
 
 Reading and changing the configuration and its overrides needs the owner role; every user may
-read their own status. Enforcement lives in ``models.usage_limits``.
+read their own status. Enforcement lives in ``models.usage.limits``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from api_shim.deps import CurrentUser, DbSession, OwnerUser
-from models import usage_limit_config as config
-from models import usage_limits
 from models.errors import ApiError, BadRequest, NotFound
-from models.identity import User
-from models.pricing import unpriced_model_count
-from models.user_refs import InvalidUserRef, find_user
+from models.identity.tables import User
+from models.identity.user_refs import InvalidUserRef, find_user
+from models.providers.pricing import unpriced_model_count
+from models.usage import limit_config as config
+from models.usage import limits as usage_limits
 
 router = APIRouter(prefix="/api/experimental/chats/usage-limits", tags=["usage-limits"])
 

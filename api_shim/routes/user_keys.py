@@ -12,7 +12,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, SecretStr
 
 from api_shim.deps import CurrentUser, DbSession, Secrets
-from models import provider_rules, user_keys
+from models.providers import rules as provider_rules
+from models.providers import user_keys
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["user provider keys"])
 

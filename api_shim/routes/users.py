@@ -16,11 +16,11 @@ from sqlmodel import Session, select
 
 from agentfarm.settings import experiment_enabled
 from api_shim.deps import AppSettings, CurrentUser, DbSession
-from models import organizations, rbac, users
 from models.base import utcnow
 from models.errors import BadRequest, Forbidden
-from models.identity import OrganizationMember, User
-from models.tokens import create_token
+from models.identity import organizations, rbac, users
+from models.identity.tables import OrganizationMember, User
+from models.identity.tokens import create_token
 
 router = APIRouter(prefix="/api/v2/users", tags=["users"])
 

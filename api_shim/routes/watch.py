@@ -22,11 +22,11 @@ from fastapi import APIRouter, WebSocket
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from agentfarm.chat_stream import events as ev
 from api_shim import relay
 from api_shim.deps import SESSION_COOKIE, SESSION_HEADER, authenticate
 from models import db
 from models.errors import ApiError, BadRequest
-from workers import events as ev
 
 router = APIRouter(prefix="/api/experimental/chats", tags=["stream"])
 log = logging.getLogger("agentfarm.watch")

@@ -13,12 +13,12 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_owner
-from models import workspace_rules
+from models.chat.wire import ts
 from models.enums import SiteRole
 from models.errors import NotFound
-from models.identity import Organization, OrganizationMember, User
-from models.wire import ts
-from models.workspaces import Template, Workspace
+from models.identity.tables import Organization, OrganizationMember, User
+from models.workspaces import rules as workspace_rules
+from models.workspaces.tables import Template, Workspace
 
 router = APIRouter(tags=["workspaces"])
 

@@ -17,14 +17,15 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from agentfarm.integrations import webpush as push
 from agentfarm.settings import get_settings
-from models import db, diff_statuses, webpush
+from models import db, webpush
 from models.crypto import SecretBox
+from models.insights import diff_statuses
 from tests.e2e.test_metrics import sample
 from tests.e2e.test_tools import create_workspace, make_template, tool, turn
 from tests.fixtures.farm import Caller, Farm
 from tests.fixtures.push_service import PushService
-from workers import push
 
 PUSH = "/api/v2/users/me/notifications/push"
 

@@ -20,11 +20,11 @@ from sqlmodel import select
 from agentfarm.scripted_llm import SUMMARY_MARKER, TITLE_MARKER
 from agentfarm.settings import get_settings
 from models import db
-from models.bootstrap import SCRIPTED_MODEL_OPTIONS
-from models.chats import ChatMessage
-from models.providers import ChatModelConfig
+from models.chat.tables import ChatMessage
+from models.identity.bootstrap import SCRIPTED_MODEL_OPTIONS
+from models.providers.tables import ChatModelConfig
 from tests.fixtures.farm import Caller, Farm, sse_events
-from workers.prompt import CONTINUE_FROM_SUMMARY, SUMMARY_PREAMBLE
+from workers.turn.prompt import CONTINUE_FROM_SUMMARY, SUMMARY_PREAMBLE
 
 CHATS = "/api/experimental/chats"
 WEATHER = {

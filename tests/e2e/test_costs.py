@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from models import db
-from models.bootstrap import create_user, default_organization
-from models.tokens import create_token
+from models.identity.bootstrap import create_user, default_organization
+from models.identity.tokens import create_token
 from tests.fixtures.farm import Caller, Farm
 from tests.fixtures.providers import CHATS
 

@@ -44,7 +44,7 @@ def tiny_gif() -> bytes:
 @pytest.fixture
 def org_id(farm: Farm) -> str:
     from models import db
-    from models.bootstrap import default_organization
+    from models.identity.bootstrap import default_organization
 
     with db.session_scope() as session:
         return str(default_organization(session).id)

@@ -26,9 +26,9 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 def ghost_queue(farm: Farm) -> Iterator[str]:
     """A workspace host that registered once but has no worker now: its queue only grows."""
-    from workers import hosts
+    from agentfarm.tasks import hosts
+    from agentfarm.tasks.broker import get_broker
     from workers.actors.tools import tool_run
-    from workers.broker import get_broker
 
     broker = get_broker()
     queue = hosts.host_queue(GHOST)

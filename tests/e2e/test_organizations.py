@@ -152,9 +152,9 @@ def test_every_organization_has_its_everyone_group() -> None:
 def test_chat_needs_an_organization_and_a_workspace_from_the_same_one(
     farm: Farm, bare_owner: Caller, caller: Caller
 ) -> None:
-    from models.identity import OrganizationMember
-    from models.workspace_rules import create_template
-    from models.workspaces import Workspace
+    from models.identity.tables import OrganizationMember
+    from models.workspaces.rules import create_template
+    from models.workspaces.tables import Workspace
 
     org = new_org(bare_owner)
     assert bare_owner.http.post(f"{ORGS}/{org['id']}/members/{caller.user_id}").status_code == 200

@@ -68,9 +68,9 @@ class World:
 
 
 def _workspace_and_template(member: Caller) -> tuple[str, str]:
-    from models.bootstrap import default_organization
-    from models.workspace_rules import create_template
-    from models.workspaces import Workspace
+    from models.identity.bootstrap import default_organization
+    from models.workspaces.rules import create_template
+    from models.workspaces.tables import Workspace
 
     with db.session_scope() as session:
         org = default_organization(session)

@@ -175,8 +175,8 @@ def test_unknown_tool_gets_error_result_and_loop_continues(farm: Farm, caller: C
 
 
 def test_redelivered_step_writes_nothing_twice(farm: Farm, caller: Caller) -> None:
+    from agentfarm.tasks.broker import get_broker
     from workers.actors.chat import chat_step
-    from workers.broker import get_broker
 
     chat = caller.create_chat("[[tokens: 10 delay_ms=10]]")
     # The shim already sent generation 1; deliver the same message three more times, some

@@ -11,7 +11,7 @@ from tests.fixtures.farm import Caller, Farm, sse_events
 
 
 def _feed(chat_id: str) -> Any:
-    from api_shim.stream_hub import _hubs
+    from agentfarm.chat_stream.reader import _hubs
 
     feeds = [hub.feeds.get(f"chat:{chat_id}:events") for hub in list(_hubs.values())]
     return next((f for f in feeds if f is not None), None)

@@ -48,7 +48,7 @@ def tool_results(caller: Caller, chat_id: str) -> list[dict[str, Any]]:
 
 def db_chat(chat_id: str) -> Any:
     from models import db
-    from models.chats import Chat
+    from models.chat.tables import Chat
 
     with db.session_scope() as session:
         chat = session.get(Chat, uuid.UUID(chat_id))
@@ -127,7 +127,7 @@ def test_two_children_report_through_wait_agent_on_a_single_thread(
 
 def test_child_chat_is_built_as_section_4_2_lists(farm: Farm, caller: Caller) -> None:
     from models import db
-    from models.chats import ChatMessage
+    from models.chat.tables import ChatMessage
 
     text = spawn("[[reply: done]] inspect the repository layout", "Layout") + "[[after_tools: ok]]"
     root = caller.create_chat(text, plan_mode="plan", labels={"team": "infra"})["id"]
@@ -275,7 +275,7 @@ def test_computer_use_agent_needs_an_anthropic_key_and_the_desktop(
 ) -> None:
     from models import db
     from models.crypto import SecretBox
-    from models.providers import ChatProvider
+    from models.providers.tables import ChatProvider
 
     owner = make_caller(farm.base_url, roles=OWNER_ROLES)
     url = f"{CHATS}/config/desktop-enabled"

@@ -146,8 +146,8 @@ def test_tools_without_a_workspace_explain_what_to_do(farm: Farm, caller: Caller
 
 
 def test_other_organizations_template_is_refused(farm: Farm, caller: Caller) -> None:
-    from models.identity import Organization
-    from models.workspace_rules import create_template
+    from models.identity.tables import Organization
+    from models.workspaces.rules import create_template
 
     with db.session_scope() as session:
         org = Organization(name=f"other-{uuid.uuid4().hex[:8]}")
@@ -221,8 +221,8 @@ def test_each_host_runs_only_its_own_workspaces_calls(
 
 
 def _insert_workspace(caller: Caller, template_id: str, host: str, directory: Path) -> str:
-    from models.bootstrap import default_organization
-    from models.workspaces import Workspace
+    from models.identity.bootstrap import default_organization
+    from models.workspaces.tables import Workspace
 
     with db.session_scope() as session:
         workspace = Workspace(
@@ -354,7 +354,7 @@ def test_idle_workspace_is_autostopped_and_can_be_started_again(
 def test_binding_a_workspace_checks_owner_and_organization(
     farm: Farm, owner: Caller, caller: Caller, other_caller: Caller
 ) -> None:
-    from models.identity import Organization
+    from models.identity.tables import Organization
 
     template = make_template(owner)
     _, workspace = create_workspace(caller, template)

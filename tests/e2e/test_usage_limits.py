@@ -9,10 +9,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from models import db, usage_limits
-from models.bootstrap import default_organization
-from models.identity import Group, GroupMember
-from models.usage_limit_config import set_config
+from models import db
+from models.identity.bootstrap import default_organization
+from models.identity.tables import Group, GroupMember
+from models.usage import limits as usage_limits
+from models.usage.limit_config import set_config
 from tests.fixtures.farm import Caller
 from tests.fixtures.providers import CHATS
 from tests.fixtures.usage import HUGE, LIMITS, enable, override, status

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from workers.tool_calls import INTERRUPTED
+from workers.tools.calls import INTERRUPTED
 
 TOOL = "list_templates"  # a platform tool: one cheap query, runs on any worker
 

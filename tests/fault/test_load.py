@@ -17,12 +17,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from agentfarm.chat_stream.events import stream_key
 from agentfarm.settings import get_settings
+from agentfarm.tasks.farm_state import queue_names
 from models import db
 from tests.fault.support import check_transcript, tool_turn, transcripts
 from tests.fixtures.farm import Caller, Farm
-from workers.events import stream_key
-from workers.farm_state import queue_names
 
 CHATS = 200
 ROUNDS = 4  # tool rounds: 5 model steps per turn

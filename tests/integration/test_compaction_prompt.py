@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from models import bootstrap, chat_rules
-from models.chats import Chat, ChatMessage
+from models.chat import rules as chat_rules
+from models.chat.tables import Chat, ChatMessage
 from models.enums import MessageRole, MessageVisibility
-from models.identity import Organization
-from models.providers import ChatModelConfig
+from models.identity import bootstrap
+from models.identity.tables import Organization
+from models.providers.tables import ChatModelConfig
 from tests.fixtures.db_session import add_model_config
-from workers.compaction import CompactionPlan, compaction_due
-from workers.prompt import (
+from workers.turn.compaction import CompactionPlan, compaction_due
+from workers.turn.prompt import (
     CONTINUE_FROM_SUMMARY,
     SUMMARY_BOUNDARY_KEY,
     SUMMARY_PREAMBLE,

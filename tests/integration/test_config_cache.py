@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from models import config_version, db
-from workers.config_cache import ConfigCache
+from models import db
+from models.site import config_version
+from workers.turn.config_cache import ConfigCache
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ def test_containers_run_real_cli_commands_with_the_settings_they_need() -> None:
 
 
 def test_autoscalers_target_the_worker_deployment_and_the_chat_queue() -> None:
-    from workers.queues import Queue
+    from agentfarm.tasks.queues import Queue
 
     workers = workloads()["agentfarm-worker"]
     assert (

@@ -6,8 +6,8 @@ import dramatiq
 import redis as redis_lib
 import sqlalchemy as sa
 
+from agentfarm.tasks.outbox import defer
 from models import db
-from workers.enqueue import defer
 
 
 def queued(client: redis_lib.Redis, queue: str) -> int:
@@ -15,7 +15,7 @@ def queued(client: redis_lib.Redis, queue: str) -> int:
 
 
 def test_messages_are_sent_only_after_commit(farm_env: dict[str, str], redis_url: str) -> None:
-    from workers.broker import get_broker
+    from agentfarm.tasks.broker import get_broker
 
     broker = get_broker()
     client = redis_lib.Redis.from_url(redis_url)

@@ -1,4 +1,4 @@
-"""Integration tests for :mod:`workers.fast_redis` against a real Redis (DB 15).
+"""Integration tests for :mod:`agentfarm.tasks.wakeable` against a real Redis (DB 15).
 
 Run with::
 
@@ -36,7 +36,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from workers.fast_redis import (  # noqa: E402
+from agentfarm.tasks.wakeable import (
     TESTED_DRAMATIQ_VERSIONS,
     WAKE_KEY_TTL_MS,
     WakeableRedisBroker,
@@ -118,7 +118,7 @@ def test_dramatiq_internals_guard(rdb: redis.Redis) -> None:
     """Fails loudly when the Dramatiq internals the broker relies on change.
 
     If this fails after a Dramatiq upgrade, re-review every item in the
-    ``workers.fast_redis`` module docstring against the new Dramatiq source, adapt the
+    ``agentfarm.tasks.wakeable`` module docstring against the new Dramatiq source, adapt the
     broker, then add the version to ``TESTED_DRAMATIQ_VERSIONS``.
     """
     assert dramatiq.__version__ in TESTED_DRAMATIQ_VERSIONS, (

@@ -12,7 +12,7 @@ import pytest
 
 from agentfarm.scripted_llm import ScriptedLLMServer
 from models.enums import ErrorKind
-from workers.llm import LLMError, ResolvedModel, StreamHooks, stream_step
+from workers.turn.llm import LLMError, ResolvedModel, StreamHooks, stream_step
 
 
 @pytest.fixture(autouse=True, params=["direct", "litellm"])
@@ -120,7 +120,7 @@ def test_stop_request_ends_the_stream_early(server: ScriptedLLMServer) -> None:
 
 
 def test_non_streamed_completion(server: ScriptedLLMServer) -> None:
-    from workers.llm import complete_text
+    from workers.turn.llm import complete_text
 
     messages = [
         {"role": "system", "content": "Generate a short title for this chat."},

@@ -1,4 +1,4 @@
-"""The SDK client connection (``workers.mcp.connect``) and result conversion against real MCP
+"""The SDK client connection (``workers.integrations.mcp.connect``) and result conversion against real MCP
 servers: the test server over stdio, streamable HTTP and SSE, and the published
 ``mcp-server-time`` over stdio."""
 
@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 from mcp import StdioServerParameters
+from workers.integrations.mcp.workspace_config import ServerSpec, read_config, target
 
 from tests.fixtures.mcp_servers import (
     RunningServer,
     published_time_server,
     stdio_command,
 )
-from workers.mcp import connect, results
-from workers.mcp.workspace_config import ServerSpec, read_config, target
+from workers.integrations.mcp import connect, results
 
 TEST_TOOLS = {"echo", "forecast", "pixel", "documents", "whoami", "arguments", "write_file"}
 

@@ -16,16 +16,19 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import bootstrap, chat_queries, chat_rules, chat_updates, tokens
 from models.base import utcnow
-from models.chats import Chat, ChatMessage
+from models.chat import queries as chat_queries
+from models.chat import rules as chat_rules
+from models.chat import updates as chat_updates
+from models.chat.tables import Chat, ChatMessage
 from models.crypto import SecretBox, SecretsUnavailable, generate_key, key_digest
 from models.enums import ClientType, MessageRole, MessageVisibility, PlanMode
 from models.errors import BadRequest
-from models.identity import ApiKey, Organization, User
-from models.providers import ChatModelConfig, ChatProvider
-from models.workspace_rules import create_template
-from models.workspaces import Workspace
+from models.identity import bootstrap, tokens
+from models.identity.tables import ApiKey, Organization, User
+from models.providers.tables import ChatModelConfig, ChatProvider
+from models.workspaces.rules import create_template
+from models.workspaces.tables import Workspace
 from tests.fixtures.db_session import TEST_PROVIDER, add_model_config
 
 

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from redis import Redis
 
+from agentfarm.chat_stream import events as ev
 from agentfarm.dev import free_port
+from agentfarm.tasks.outbox import defer
+from agentfarm.tasks.wakeable import WakeableRedisBroker
 from models import db
-from workers import events as ev
-from workers.enqueue import defer
-from workers.fast_redis import WakeableRedisBroker
 
 
 def _unreachable_url() -> str:

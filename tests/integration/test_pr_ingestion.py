@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from agentfarm import external_auth
-from models import db, diff_statuses, git_links
+from models import db
+from models.insights import diff_statuses, git_links
 from tests.fixtures.farm import make_caller
 from tests.fixtures.pr_env import (
     BRANCH,
@@ -35,7 +36,7 @@ from tests.fixtures.pr_env import (
     report,
     watch_events,
 )
-from workers import insights
+from workers.integrations import insights
 
 
 @pytest.fixture(params=sorted(LAYOUTS))

@@ -14,12 +14,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from models import bootstrap, key_policy, model_configs, pricing, user_keys
 from models.crypto import SecretBox, generate_key
 from models.errors import BadRequest
-from models.key_policy import KeySource
-from models.model_options import ChatModelCallConfig
-from models.providers import ChatModelConfig, ChatProvider, UserChatProviderKey
+from models.identity import bootstrap
+from models.providers import key_policy, model_configs, pricing, user_keys
+from models.providers.key_policy import KeySource
+from models.providers.model_options import ChatModelCallConfig
+from models.providers.tables import ChatModelConfig, ChatProvider, UserChatProviderKey
 
 BOX = SecretBox([generate_key()])
 USER_KEY, CENTRAL_KEY = "sk-user-" + uuid.uuid4().hex, "sk-central-" + uuid.uuid4().hex

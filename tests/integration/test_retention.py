@@ -440,7 +440,7 @@ def test_purge_killed_mid_batch_resumes(
         "AGENTFARM_REDIS_URL": _redis_url(scratch_redis),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    from workers.broker import build_broker
+    from agentfarm.tasks.broker import build_broker
 
     broker = build_broker(env["AGENTFARM_REDIS_URL"])
     purge_message = dramatiq.Message(

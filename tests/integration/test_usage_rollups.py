@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from models import cost_reports
 from models.db import make_engine
 from models.migrate import upgrade
-from models.usage_rollups import pending_count, rollup_batch
+from models.usage import cost_reports
+from models.usage.rollups import pending_count, rollup_batch
 from tests.fixtures.rollup_data import (
     DAYS,
     T0,

@@ -10,13 +10,15 @@ import httpx
 import litellm
 import pytest
 
-from models import chat_rules, costs, wire
-from models.chats import ChatMessage
+from models.chat import rules as chat_rules
+from models.chat import wire
+from models.chat.tables import ChatMessage
 from models.enums import BusyBehavior, ClientType, ErrorKind, MessageRole, PlanMode
 from models.errors import BadRequest
-from workers.llm import LLMError, classify
-from workers.prompt import to_llm_messages
-from workers.titles import normalize_title
+from models.providers import costs
+from workers.turn.llm import LLMError, classify
+from workers.turn.prompt import to_llm_messages
+from workers.turn.titles import normalize_title
 
 
 def rejected(fn: Any, *args: Any) -> dict[str, Any]:

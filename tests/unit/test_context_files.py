@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workers import context_files as cf
-from workers.context_files import Skill, SkillError
+from workers.tools import context_files as cf
+from workers.tools.context_files import Skill, SkillError
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import file_types as ft
+from models.chat import file_types as ft
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16
@@ -127,10 +127,10 @@ def test_content_disposition(mimetype: str, name: str, expected: str) -> None:
 def test_file_parts_in_the_prompt() -> None:
     import uuid
 
-    from models.chats import ChatMessage
+    from models.chat.files import ChatFile
+    from models.chat.tables import ChatMessage
     from models.enums import MessageRole
-    from models.files import ChatFile
-    from workers.prompt import MAX_INLINE_FILE_BYTES, to_llm_messages
+    from workers.turn.prompt import MAX_INLINE_FILE_BYTES, to_llm_messages
 
     pdf = ChatFile(id=uuid.uuid4(), name="r.pdf", mimetype="application/pdf", data=PDF)
     big = ChatFile(id=uuid.uuid4(), name="big.md", mimetype="text/markdown", data=b"x" * 70_000)

@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from mcp_types import CallToolResult, ImageContent, TextContent
+from workers.integrations.mcp.admin import allowed
 
 from agentfarm.mcp_oauth import needs_refresh
-from models.chats import Chat
+from models.chat.tables import Chat
 from models.enums import ChatMode, PlanMode
 from models.errors import BadRequest
-from models.mcp_rules import clean_icon_url
-from models.mcp_servers import MCPServerConfig
-from workers.mcp import results
-from workers.mcp.admin import allowed
-from workers.plan_mode import MCPTool, tool_refusal
+from models.mcp.rules import clean_icon_url
+from models.mcp.tables import MCPServerConfig
+from workers.integrations.mcp import results
+from workers.tools.plan_mode import MCPTool, tool_refusal
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

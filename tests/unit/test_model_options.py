@@ -10,10 +10,10 @@ import pytest
 from litellm.llms.anthropic.chat.transformation import REASONING_EFFORT_TO_OUTPUT_CONFIG_EFFORT
 from litellm.types.llms.openai import REASONING_EFFORT
 
-from models import pricing
 from models.enums import LITELLM_PREFIX, PROVIDERS
 from models.errors import BadRequest
-from models.model_options import (
+from models.providers import pricing
+from models.providers.model_options import (
     ANTHROPIC_EFFORTS,
     OPENAI_EFFORTS,
     ChatModelCallConfig,
@@ -21,7 +21,7 @@ from models.model_options import (
     normalize_call_config,
     reasoning_effort_for,
 )
-from workers.llm import ResolvedModel, completion_kwargs
+from workers.turn.llm import ResolvedModel, completion_kwargs
 
 # Where each provider's reasoning effort goes in provider_options.
 EFFORT_AT = {

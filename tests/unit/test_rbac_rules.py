@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from models import rbac
 from models.errors import BadRequest, Forbidden
+from models.identity import rbac
 
 ME, SOMEONE = uuid.uuid4(), uuid.uuid4()
 MY_ORG, OTHER_ORG = uuid.uuid4(), uuid.uuid4()

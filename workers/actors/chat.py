@@ -13,9 +13,9 @@ import uuid
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from workers.broker import get_broker
-from workers.periodic import periodic
-from workers.queues import Queue
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.periodic import periodic
+from agentfarm.tasks.queues import Queue
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.actors.chat")
@@ -36,7 +36,7 @@ get_broker()  # the actors below register on the project's broker
 def chat_step(chat_id: str, generation: int, attempt: int = 1) -> None:
     """Run one LLM step of a chat; a retryable model error re-sends itself with a delay."""
     from agentfarm import metrics
-    from workers.step import run_step
+    from workers.turn.run import run_step
 
     started = time.perf_counter()
     result = run_step(
@@ -71,7 +71,7 @@ def chat_step(chat_id: str, generation: int, attempt: int = 1) -> None:
 )
 def chat_generate_title(chat_id: str) -> None:
     """Replace the fallback title of a new chat with a model-written one."""
-    from workers.titles import generate_title
+    from workers.turn.titles import generate_title
 
     outcome = generate_title(get_runtime(), uuid.UUID(chat_id))
     log.info("title %s", outcome, extra={"chat_id": chat_id, "message_id": _message_id()})
@@ -86,7 +86,7 @@ def chat_generate_title(chat_id: str) -> None:
 )
 def chat_recover_stale() -> None:
     """Return chats whose worker vanished to pending and re-send lost wake-ups."""
-    from workers.recovery import recover_stale
+    from workers.turn.recovery import recover_stale
 
     counts = recover_stale(get_runtime())
     if any(counts.values()):
@@ -119,8 +119,8 @@ def chat_title_job(chat_id: str, job_id: str, persist: bool) -> None:
     """Regenerate (persist) or propose a title; the result is handed back through Redis."""
     import json
 
-    from workers.llm import LLMError
-    from workers.titles import save_title, title_from_transcript
+    from workers.turn.llm import LLMError
+    from workers.turn.titles import save_title, title_from_transcript
 
     rt = get_runtime()
     try:

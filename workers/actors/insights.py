@@ -11,11 +11,11 @@ from datetime import timedelta
 import dramatiq
 
 from agentfarm import external_auth
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.periodic import periodic
+from agentfarm.tasks.queues import Queue
 from models import db
 from models.base import utcnow
-from workers.broker import get_broker
-from workers.periodic import periodic
-from workers.queues import Queue
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.insights")
@@ -31,7 +31,7 @@ get_broker()
 )
 def insights_refresh() -> None:
     """Claim stale diff statuses; one ``insights.ingest_pr`` each after the commit."""
-    from workers import insights
+    from workers.integrations import insights
 
     settings = get_runtime().settings
     with db.session_scope() as session:
@@ -50,7 +50,7 @@ def insights_refresh() -> None:
 )
 def insights_ingest_pr(chat_id: str) -> None:
     """Look up and store one chat's pull request."""
-    from workers import insights
+    from workers.integrations import insights
 
     rt = get_runtime()
     outcome = insights.ingest_pr(

@@ -9,8 +9,8 @@ import uuid
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from workers.broker import get_broker
-from workers.queues import Queue
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.queues import Queue
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.push")
@@ -25,7 +25,7 @@ get_broker()
 )
 def push_send(chat_id: str, status: str) -> None:
     """Notify the owner of a root chat of its new status."""
-    from workers import push
+    from agentfarm.integrations import webpush as push
 
     rt = get_runtime()
     message = CurrentMessage.get_current_message()

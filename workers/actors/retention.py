@@ -14,11 +14,11 @@ import logging
 import dramatiq
 
 from agentfarm import metrics
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.outbox import defer
+from agentfarm.tasks.periodic import periodic
+from agentfarm.tasks.queues import Queue
 from models import db, retention
-from workers.broker import get_broker
-from workers.enqueue import defer
-from workers.periodic import periodic
-from workers.queues import Queue
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.retention")

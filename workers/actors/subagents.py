@@ -14,10 +14,10 @@ import uuid
 import dramatiq
 from sqlmodel import select
 
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.queues import Queue
 from models import db
-from models.chats import Chat
-from workers.broker import get_broker
-from workers.queues import Queue
+from models.chat.tables import Chat
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.actors.subagents")
@@ -35,7 +35,9 @@ get_broker()
 def subagent_spawn(call_id: str) -> None:
     """Run one spawn_agent / spawn_explore_agent / spawn_computer_use_agent call."""
     from agentfarm import metrics
-    from workers import plan_mode, subagents, tool_calls
+    from workers.subagents import spawn as subagents
+    from workers.tools import calls as tool_calls
+    from workers.tools import plan_mode
 
     rt = get_runtime()
     row = tool_calls.claim(rt, uuid.UUID(call_id))

@@ -13,16 +13,22 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.queues import Queue
 from models import db
 from models.base import utcnow
-from models.chats import Chat
+from models.chat.tables import Chat
 from models.enums import PlanMode
-from models.workspaces import ChatToolCall, Template, Workspace, WorkspaceProcess, WorkspaceStatus
-from workers import git_report
-from workers.broker import get_broker
-from workers.queues import Queue
+from models.workspaces.tables import (
+    ChatToolCall,
+    Template,
+    Workspace,
+    WorkspaceProcess,
+    WorkspaceStatus,
+)
 from workers.runtime import WorkerRuntime, get_runtime
-from workers.subagents import NotReady
+from workers.subagents.spawn import NotReady
+from workers.tools import git_report
 
 log = logging.getLogger("agentfarm.actors.tools")
 get_broker()
@@ -46,7 +52,7 @@ NO_WORKSPACE = (
 def tool_run(call_id: str) -> None:
     """Run one tool call unless it already ran (or a dead worker was running it)."""
     from agentfarm import metrics
-    from workers import tool_calls
+    from workers.tools import calls as tool_calls
 
     rt = get_runtime()
     row = tool_calls.claim(rt, uuid.UUID(call_id))
@@ -84,13 +90,14 @@ def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
     The chat's mode is checked again here: the model may call a tool it was not offered,
     and plan mode may have been switched since the step.
     """
-    from workers import plan_mode, subagents, toolset
-    from workers.platform_tools import PlatformToolError, run_platform_tool
+    from workers.subagents import spawn as subagents
+    from workers.tools import plan_mode, toolset
+    from workers.tools.platform import PlatformToolError, run_platform_tool
 
     args = row.args if isinstance(row.args, dict) else {}
     try:
         if row.mcp_server_config_id is not None:  # admin MCP: its own plan-mode rule
-            from workers.mcp import admin
+            from workers.integrations.mcp import admin
 
             return admin.run_call(rt, row.chat_id, row.mcp_server_config_id, row.tool_name, args)
         with db.session_scope() as session:
@@ -121,8 +128,8 @@ def execute_call(rt: WorkerRuntime, row: ChatToolCall) -> tuple[Any, bool]:
 def _run_workspace_tool(
     rt: WorkerRuntime, row: ChatToolCall, args: dict[str, Any]
 ) -> tuple[Any, bool]:
-    from workers import plan_mode, toolset
     from workers.actors.workspaces import spool_dir
+    from workers.tools import plan_mode, toolset
 
     with db.session_scope() as session:
         chat = session.get(Chat, row.chat_id)
@@ -172,7 +179,7 @@ def _run_workspace_mcp_tool(
     """A workspace ``.mcp.json`` tool, when this worker serves the workspace's host."""
     from agentfarm.settings import workspace_host_list
     from workers.actors.workspaces import spool_dir
-    from workers.mcp import workspace as workspace_mcp
+    from workers.integrations.mcp import workspace as workspace_mcp
 
     with db.session_scope() as session:
         chat = session.get(Chat, row.chat_id)

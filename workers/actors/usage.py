@@ -1,7 +1,7 @@
 """Cost rollups: ``usage.rollup``, sent by the scheduler (every minute by default).
 
 Each message rolls up one batch of pending messages (``AGENTFARM_USAGE_ROLLUP_BATCH_SIZE``, one
-transaction, see ``models.usage_rollups``) and, when the batch came back full, sends itself
+transaction, see ``models.usage.rollups``) and, when the batch came back full, sends itself
 again after the commit, so a backlog (the first run after the migration, or after an outage)
 is worked off as a chain of short transactions. A message that finds another batch running
 ends its chain; the running chain carries on.
@@ -14,11 +14,12 @@ import logging
 import dramatiq
 
 from agentfarm import metrics
-from models import db, usage_rollups
-from workers.broker import get_broker
-from workers.enqueue import defer
-from workers.periodic import periodic
-from workers.queues import Queue
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.outbox import defer
+from agentfarm.tasks.periodic import periodic
+from agentfarm.tasks.queues import Queue
+from models import db
+from models.usage import rollups as usage_rollups
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.usage")

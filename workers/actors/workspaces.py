@@ -15,19 +15,21 @@ import dramatiq
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from agentfarm.chat_stream import events as ev
 from agentfarm.settings import workspaces_root
-from models import chat_rules, db, workspace_rules
+from agentfarm.tasks import hosts
+from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks.outbox import defer
+from agentfarm.tasks.periodic import periodic
+from agentfarm.tasks.queues import Queue
+from models import db
 from models.base import utcnow
-from models.chats import Chat
+from models.chat import rules as chat_rules
+from models.chat.tables import Chat
+from models.chat.wire import message_json
 from models.enums import ChatStatus, MessageRole, MessageVisibility
-from models.wire import message_json
-from models.workspaces import Template, Workspace, WorkspaceStatus
-from workers import events as ev
-from workers import hosts
-from workers.broker import get_broker
-from workers.enqueue import defer
-from workers.periodic import periodic
-from workers.queues import Queue
+from models.workspaces import rules as workspace_rules
+from models.workspaces.tables import Template, Workspace, WorkspaceStatus
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.workspaces")
@@ -71,7 +73,7 @@ def workspace_provision(workspace_id: str) -> None:
 )
 def workspace_stop(workspace_id: str) -> None:
     """Stop a workspace: end its tracked processes and mark it stopped (files stay)."""
-    from models.workspaces import WorkspaceProcess
+    from models.workspaces.tables import WorkspaceProcess
 
     with db.session_scope() as session:
         workspace = _locked(session, workspace_id)
@@ -147,8 +149,8 @@ def workspace_context(chat_id: str, generation: int) -> None:
     """Read AGENTS.md and skills from the chat's workspace, discover its .mcp.json tools,
     persist them, continue the step."""
     from workers.actors.chat import chat_step
-    from workers.context_files import discover_skills, read_instruction_files, skill_parts
-    from workers.mcp.workspace import refresh_discovery
+    from workers.integrations.mcp.workspace import refresh_discovery
+    from workers.tools.context_files import discover_skills, read_instruction_files, skill_parts
 
     rt = get_runtime()
     # Before the chat lock: connecting to the servers may take a while.

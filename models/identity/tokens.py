@@ -1,0 +1,72 @@
+"""Session tokens in Coder's shape: ``<10-char id>-<22-char secret>``, stored as a hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import uuid
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from models.base import utcnow
+from models.identity.tables import ApiKey, User
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def hash_secret(secret: str) -> bytes:
+    """SHA-256 of a token secret (what the database keeps)."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def create_token(
+    session: Session,
+    user_id: uuid.UUID,
+    *,
+    name: str = "",
+    expires_at: datetime | None = None,
+) -> str:
+    """Insert a new API key for the user and return the full token (shown once)."""
+    key_id, secret = _random(10), _random(22)
+    session.add(
+        ApiKey(
+            id=key_id,
+            hashed_secret=hash_secret(secret),
+            user_id=user_id,
+            token_name=name,
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+    return f"{key_id}-{secret}"
+
+
+def lookup_token(session: Session, token: str) -> ApiKey | None:
+    """The API key a token names, if the token is well formed, known, unexpired and matches."""
+    found = lookup_token_user(session, token)
+    return found[0] if found is not None else None
+
+
+def lookup_token_user(session: Session, token: str) -> tuple[ApiKey, User] | None:
+    """:func:`lookup_token` and the key's user, in one query (every API request runs it)."""
+    key_id, sep, secret = token.partition("-")
+    if not sep or len(key_id) != 10 or not secret:
+        return None
+    row = session.exec(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)  # type: ignore[arg-type]
+    ).first()
+    if row is None:
+        return None
+    key, user = row
+    if not hmac.compare_digest(key.hashed_secret, hash_secret(secret)):
+        return None
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return None
+    return key, user

@@ -1,0 +1,554 @@
+"""The model adapter: one streamed model call, with errors classified as in Coder's chatd.
+
+Providers that speak OpenAI's chat-completions protocol go through the lean direct client
+(``workers.turn.openai_wire``); every other provider through litellm, which is imported only when
+one needs it. Per-chunk work is kept small (no callbacks, no per-chunk logging) because it
+runs once per streamed token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# Must be set before litellm is imported: otherwise it fetches its price map from the network
+# at import and may swap prices later from a background thread.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import sys  # noqa: E402
+import threading  # noqa: E402
+from types import ModuleType  # noqa: E402
+
+import httpx  # noqa: E402
+from redis.exceptions import RedisError  # noqa: E402
+
+from agentfarm.settings import get_settings  # noqa: E402
+from models.enums import LITELLM_PREFIX, ErrorKind  # noqa: E402
+from models.providers.model_options import reasoning_effort_for  # noqa: E402
+from workers.turn import openai_wire  # noqa: E402
+
+_litellm_lock = threading.Lock()
+
+
+def _litellm() -> ModuleType:
+    """litellm, imported on first use: it costs ~130 MB of RSS and seconds of import, and a
+    worker whose models all speak OpenAI's protocol (``workers.turn.openai_wire``) never needs it."""
+    with _litellm_lock:
+        loaded = sys.modules.get("litellm")
+        if loaded is not None and getattr(loaded, "_agentfarm_ready", False):
+            return loaded
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        litellm.disable_hf_tokenizer_download = True
+        litellm.turn_off_message_logging = True
+        litellm._agentfarm_ready = True  # type: ignore[attr-defined]
+        return litellm
+
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504, 529}
+_NON_RETRYABLE_PATTERNS = (
+    "invalid api key",
+    "unauthorized",
+    "forbidden",
+    "authentication",
+    "model not found",
+    "context length exceeded",
+    "context_length_exceeded",
+    "quota",
+    "billing",
+    "canceled",
+    "deadline",
+)
+_RETRYABLE_PATTERNS = (
+    "overloaded",
+    "rate limit",
+    "too many requests",
+    "server error",
+    "connection reset",
+    "connection refused",
+    "eof",
+    "broken pipe",
+    "timeout",
+    "timed out",
+    "unavailable",
+)
+KIND_MESSAGES = {
+    ErrorKind.OVERLOADED: "The model provider is overloaded.",
+    ErrorKind.RATE_LIMIT: "The model provider is rate limiting requests.",
+    ErrorKind.TIMEOUT: "The request to the model provider timed out.",
+    ErrorKind.STARTUP_TIMEOUT: "The model provider did not start responding in time.",
+    ErrorKind.AUTH: "The model provider rejected the credentials.",
+    ErrorKind.CONFIG: "The model is not configured correctly.",
+    ErrorKind.GENERIC: "The model provider returned an error.",
+}
+
+
+@dataclass
+class ResolvedModel:
+    """Everything needed to call one model config through litellm."""
+
+    provider: str
+    model: str
+    api_key: str | None
+    base_url: str | None
+    context_limit: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def litellm_model(self) -> str:
+        return f"{LITELLM_PREFIX.get(self.provider, self.provider)}/{self.model}"
+
+
+class LLMError(Exception):
+    """A classified model-call failure."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        provider: str | None = None,
+    ):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+        self.provider = provider
+
+    def event_payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "message": self.message,
+            "kind": str(self.kind),
+            "retryable": self.retryable,
+        }
+        if self.provider:
+            out["provider"] = self.provider
+        if self.status_code:
+            out["status_code"] = self.status_code
+        return out
+
+
+def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
+    """Map any exception from a model call to Coder's error kinds and retryability."""
+    if isinstance(exc, LLMError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    text = str(exc).lower()
+    detail = _short(str(exc))
+
+    def err(kind: ErrorKind, retryable: bool) -> LLMError:
+        return LLMError(
+            kind,
+            f"{KIND_MESSAGES[kind]} {detail}".strip(),
+            retryable=retryable,
+            status_code=status,
+            provider=provider,
+        )
+
+    lt = sys.modules.get("litellm")
+    timeouts: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError)
+    if lt is not None:
+        timeouts += (lt.Timeout,)
+    if isinstance(exc, timeouts):
+        return err(ErrorKind.TIMEOUT, True)
+    # Non-retryable text wins over the status (Coder checks these first): OpenAI answers an
+    # exhausted quota or billing problem with a 429 that no amount of waiting fixes.
+    if any(p in text for p in _NON_RETRYABLE_PATTERNS):
+        auth = status in (401, 403) or "key" in text or "auth" in text
+        return err(ErrorKind.AUTH if auth else ErrorKind.CONFIG, False)
+    if status in (401, 403):
+        return err(ErrorKind.AUTH, False)
+    if status == 429:
+        return err(ErrorKind.RATE_LIMIT, True)
+    if status in (503, 529):
+        return err(ErrorKind.OVERLOADED, True)
+    if status in RETRYABLE_STATUS:
+        return err(ErrorKind.GENERIC, True)
+    if status is not None and 400 <= status < 500:
+        return err(ErrorKind.CONFIG, False)
+    if "overloaded" in text:
+        return err(ErrorKind.OVERLOADED, True)
+    if "rate limit" in text or "too many requests" in text:
+        return err(ErrorKind.RATE_LIMIT, True)
+    if any(p in text for p in _RETRYABLE_PATTERNS):
+        return err(ErrorKind.TIMEOUT if "time" in text else ErrorKind.GENERIC, True)
+    return err(ErrorKind.GENERIC, False)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str = ""
+
+    def parsed_args(self) -> Any:
+        try:
+            return json.loads(self.arguments) if self.arguments else {}
+        except json.JSONDecodeError:
+            return self.arguments
+
+
+@dataclass
+class StepOutput:
+    """What one streamed call produced (possibly partial if it was stopped)."""
+
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    finish_reason: str | None = None
+    provider_response_id: str | None = None
+    stopped: bool = False
+
+    def has_content(self) -> bool:
+        return bool(self.text or self.reasoning or self.tool_calls)
+
+
+@dataclass
+class StreamHooks:
+    """Callbacks the step gives the stream: parts out, stop requests in."""
+
+    on_part: Callable[[dict[str, Any]], None]
+    should_stop: Callable[[], bool]
+    # Receives a function that aborts the HTTP stream from another thread (interrupts).
+    set_closer: Callable[[Callable[[], None] | None], None] = lambda _closer: None
+    # Called once with the seconds until the first chunk (time to first token).
+    on_first_chunk: Callable[[float], None] = lambda _seconds: None
+
+
+def completion_kwargs(model: ResolvedModel, *, first_chunk_timeout: float) -> dict[str, Any]:
+    """litellm keyword arguments for a model config (keys, base URL, sampling options)."""
+    opts = model.options or {}
+    kwargs: dict[str, Any] = {
+        "model": model.litellm_model,
+        "api_key": model.api_key or None,
+        # httpx's read timeout is the longest gap between bytes: it bounds the wait for the
+        # first chunk (Coder's 60 s startup guard) and any stall mid-stream.
+        "timeout": httpx.Timeout(first_chunk_timeout, connect=10.0),
+        "num_retries": 0,
+        "max_retries": 0,
+        "drop_params": True,
+    }
+    if model.base_url:
+        kwargs["api_base"] = model.base_url
+    if opts.get("max_output_tokens"):
+        kwargs["max_tokens"] = int(opts["max_output_tokens"])
+    for key in ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty"):
+        if opts.get(key) is not None:
+            kwargs[key] = opts[key]
+    # Validated per provider when the model config was saved (models.model_options);
+    # litellm maps it to each provider's own setting (e.g. Anthropic's thinking budget).
+    effort = reasoning_effort_for(model.provider, opts)
+    if effort:
+        kwargs["reasoning_effort"] = effort
+    return kwargs
+
+
+def stream_step(
+    model: ResolvedModel,
+    messages: list[dict[str, Any]],
+    *,
+    tools: list[dict[str, Any]] | None,
+    hooks: StreamHooks,
+    first_chunk_timeout: float,
+    max_output_tokens: int,
+) -> StepOutput:
+    """Stream one completion, forwarding parts as they arrive; raises LLMError on failure."""
+    out = StepOutput()
+    got_first = False
+    started = time.monotonic()
+    close: Callable[[], None] | None = None
+    try:
+        chunks, absorb, close = _open_stream(model, messages, tools, hooks, first_chunk_timeout,
+                                             max_output_tokens)  # fmt: skip
+        for chunk in chunks:
+            if not got_first:
+                got_first = True
+                hooks.on_first_chunk(time.monotonic() - started)
+            if hooks.should_stop():
+                out.stopped = True
+                break
+            absorb(chunk, out, hooks)
+    except LLMError:
+        raise
+    except Exception as exc:
+        if hooks.should_stop():
+            out.stopped = True
+            return out
+        if isinstance(exc, RedisError):
+            # Publishing a part failed: our event stream is down, not the provider. Retried
+            # like a transient provider failure, under its own message.
+            raise LLMError(
+                ErrorKind.GENERIC, f"Chat event stream unavailable: {exc}", retryable=True
+            ) from exc
+        error = classify(exc, provider=model.provider)
+        if not got_first and error.kind == ErrorKind.TIMEOUT:
+            waited = time.monotonic() - started
+            error = LLMError(
+                ErrorKind.STARTUP_TIMEOUT,
+                f"{KIND_MESSAGES[ErrorKind.STARTUP_TIMEOUT]} No response after {waited:.0f}s.",
+                retryable=True,
+                provider=model.provider,
+            )
+        raise error from exc
+    finally:
+        hooks.set_closer(None)
+        if close is not None:
+            # Now, not whenever the garbage collector finalises an unfinished generator: its
+            # cleanup takes the HTTP pool's lock, and a collection that runs while this thread
+            # already holds that lock deadlocks it (seen with the openai SDK's stream).
+            close()
+    return out
+
+
+def _open_stream(
+    model: ResolvedModel,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    hooks: StreamHooks,
+    first_chunk_timeout: float,
+    max_output_tokens: int,
+) -> tuple[Iterator[Any], Callable[[Any, StepOutput, StreamHooks], None], Callable[[], None]]:
+    """The chunk iterator, its absorber and what closes the stream: the direct OpenAI-wire
+    path where it applies (``workers.turn.openai_wire``), else litellm."""
+    url = openai_wire.base_url(model.provider, model.base_url)
+    if url and get_settings().llm_direct_openai:
+        max_tokens = int((model.options or {}).get("max_output_tokens") or max_output_tokens)
+        body = openai_wire.request_body(
+            model.provider, model.model, model.options or {}, messages, tools, max_tokens
+        )
+        timeout = httpx.Timeout(first_chunk_timeout, connect=10.0)
+        chunks = openai_wire.stream(
+            url, model.api_key, body, timeout=timeout, set_closer=hooks.set_closer
+        )
+        return chunks, _absorb_raw, chunks.close
+    kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
+    kwargs.setdefault("max_tokens", max_output_tokens)
+    response = _litellm().completion(
+        messages=messages,
+        tools=tools or None,
+        stream=True,
+        stream_options={"include_usage": True},
+        **kwargs,
+    )
+    closer = _closer_for(response)
+    hooks.set_closer(closer)
+    return _chunks(response), _absorb_chunk, closer
+
+
+def _chunks(response: Any) -> Iterator[Any]:
+    yield from response
+
+
+def _absorb_raw(chunk: dict[str, Any], out: StepOutput, hooks: StreamHooks) -> None:
+    """``_absorb_chunk`` for a decoded JSON chunk of the direct path."""
+    if out.provider_response_id is None:
+        out.provider_response_id = chunk.get("id")
+    usage = chunk.get("usage")
+    if usage:
+        out.usage = _usage_from_dict(usage)
+    choices = chunk.get("choices")
+    if not choices:
+        return
+    choice = choices[0]
+    if choice.get("finish_reason"):
+        out.finish_reason = choice["finish_reason"]
+    delta = choice.get("delta") or {}
+    # reasoning_content (DeepSeek/vLLM style, our scripted model) or reasoning (OpenRouter)
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
+        out.reasoning += reasoning
+        hooks.on_part({"type": "reasoning", "text": reasoning})
+    content = delta.get("content")
+    if content:
+        out.text += content
+        hooks.on_part({"type": "text", "text": content})
+    for tc in delta.get("tool_calls") or []:
+        fn = tc.get("function") or {}
+        _absorb_tool_delta_parts(
+            tc.get("index"), tc.get("id"), fn.get("name"), fn.get("arguments"), out, hooks
+        )
+
+
+def _usage_from_dict(usage: dict[str, Any]) -> dict[str, int]:
+    def num(obj: Any, name: str) -> int:
+        value = obj.get(name) if isinstance(obj, dict) else None
+        return int(value) if isinstance(value, int | float) else 0
+
+    return {
+        "input_tokens": num(usage, "prompt_tokens"),
+        "output_tokens": num(usage, "completion_tokens"),
+        "total_tokens": num(usage, "total_tokens"),
+        "reasoning_tokens": num(usage.get("completion_tokens_details"), "reasoning_tokens"),
+        "cache_read_tokens": num(usage.get("prompt_tokens_details"), "cached_tokens"),
+        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
+    }
+
+
+def _closer_for(response: Any) -> Callable[[], None]:
+    def close() -> None:
+        inner = getattr(response, "completion_stream", None)
+        for target in (inner, getattr(inner, "response", None)):
+            closer = getattr(target, "close", None)
+            if callable(closer):
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - best effort from another thread
+                    pass
+
+    return close
+
+
+def _absorb_chunk(chunk: Any, out: StepOutput, hooks: StreamHooks) -> None:
+    if out.provider_response_id is None:
+        out.provider_response_id = getattr(chunk, "id", None)
+    usage = getattr(chunk, "usage", None)
+    if usage:
+        out.usage = _usage_dict(usage)
+    if not chunk.choices:
+        return
+    choice = chunk.choices[0]
+    if choice.finish_reason:
+        out.finish_reason = choice.finish_reason
+    delta = choice.delta
+    reasoning = getattr(delta, "reasoning_content", None)
+    if reasoning:
+        out.reasoning += reasoning
+        hooks.on_part({"type": "reasoning", "text": reasoning})
+    if delta.content:
+        out.text += delta.content
+        hooks.on_part({"type": "text", "text": delta.content})
+    for tc in getattr(delta, "tool_calls", None) or []:
+        _absorb_tool_delta(tc, out, hooks)
+
+
+def _absorb_tool_delta(tc: Any, out: StepOutput, hooks: StreamHooks) -> None:
+    fn = tc.function
+    _absorb_tool_delta_parts(
+        tc.index,
+        tc.id,
+        fn.name if fn is not None else None,
+        fn.arguments if fn is not None else None,
+        out,
+        hooks,
+    )
+
+
+def _absorb_tool_delta_parts(
+    index: int | None,
+    call_id: str | None,
+    name: str | None,
+    args: str | None,
+    out: StepOutput,
+    hooks: StreamHooks,
+) -> None:
+    index = index if index is not None else len(out.tool_calls)
+    while len(out.tool_calls) <= index:
+        out.tool_calls.append(ToolCall(id="", name=""))
+    call = out.tool_calls[index]
+    if call_id:
+        call.id = call_id
+    if name:
+        call.name = name
+    if args:
+        call.arguments += args
+    hooks.on_part(
+        {
+            "type": "tool-call",
+            "tool_call_id": call.id,
+            "tool_name": call.name,
+            "args_delta": args or "",
+        }
+    )
+
+
+def _usage_dict(usage: Any) -> dict[str, int]:
+    def num(obj: Any, name: str) -> int:
+        value = getattr(obj, name, None) if obj is not None else None
+        return int(value) if isinstance(value, int | float) else 0
+
+    details = getattr(usage, "completion_tokens_details", None)
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    return {
+        "input_tokens": num(usage, "prompt_tokens"),
+        "output_tokens": num(usage, "completion_tokens"),
+        "total_tokens": num(usage, "total_tokens"),
+        "reasoning_tokens": num(details, "reasoning_tokens"),
+        "cache_read_tokens": num(prompt_details, "cached_tokens"),
+        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
+    }
+
+
+def complete_text(
+    model: ResolvedModel, messages: list[dict[str, Any]], *, timeout: float, max_tokens: int
+) -> str:
+    """One short non-streamed completion (titles); raises LLMError."""
+    url = openai_wire.base_url(model.provider, model.base_url)
+    try:
+        if url and get_settings().llm_direct_openai:
+            return openai_wire.complete(
+                url,
+                model.api_key,
+                openai_wire.request_body(
+                    model.provider, model.model, model.options or {}, messages, None, max_tokens
+                ),
+                timeout=httpx.Timeout(timeout, connect=10.0),
+            )
+        kwargs = completion_kwargs(model, first_chunk_timeout=timeout)
+        kwargs["max_tokens"] = max_tokens
+        response = _litellm().completion(messages=messages, **kwargs)
+    except Exception as exc:
+        raise classify(exc, provider=model.provider) from exc
+    return response.choices[0].message.content or ""
+
+
+def needs_litellm() -> bool:
+    """Whether an enabled provider is served through litellm (not the direct path)."""
+    import sqlalchemy as sa
+
+    from models import db
+
+    if not get_settings().llm_direct_openai:
+        return True
+    direct = sorted(openai_wire.DIRECT_PROVIDERS)
+    with db.get_engine().connect() as conn:
+        other = conn.execute(
+            sa.text("SELECT 1 FROM chat_providers WHERE enabled AND provider <> ALL(:d) LIMIT 1"),
+            {"d": direct},
+        ).first()
+    return other is not None
+
+
+def warm_up() -> None:
+    """Pay litellm's import and lazy first-call imports at boot — only when an enabled
+    provider needs it; otherwise the worker never loads litellm at all."""
+    try:
+        if not needs_litellm():
+            return
+        response = _litellm().completion(
+            model="openai/warm-up",
+            messages=[{"role": "user", "content": "warm up"}],
+            mock_response="ok",
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        for _chunk in response:
+            pass
+    except Exception:  # noqa: BLE001 - warming is an optimisation, never a boot failure
+        logging.getLogger("agentfarm.llm").warning("litellm warm-up failed", exc_info=True)
