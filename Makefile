@@ -36,9 +36,11 @@ run: $(STAMP) os-packages  ## the whole farm on embedded defaults, API on :3000
 test: $(STAMP) os-packages  ## the whole suite (real Postgres, Redis and Dramatiq workers)
 	$(VENV)/bin/pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff (style, dead noqa), import-linter (layering), mypy (types)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

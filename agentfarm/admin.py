@@ -38,7 +38,7 @@ def add_user(settings: Settings, username: str, email: str | None, admin: bool) 
     db.init_engine(require_database(settings))
     roles = [SiteRole.OWNER, SiteRole.MEMBER, SiteRole.AGENTS_ACCESS] if admin else None
     with db.session_scope() as session:
-        user = create_user(session, username=username, email=email, roles=roles)
+        user = create_user(session, username=username, email=email, roles=roles)  # type: ignore[arg-type]
         return create_token(session, user.id, name="cli")
 
 

@@ -33,7 +33,10 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn, Protocol
 
+from agentfarm.admin import seed_dev, write_secret_file
+from agentfarm.embedded import EmbeddedPostgres, EmbeddedRedis
 from agentfarm.settings import Settings, get_settings, reset_settings_cache
+from models.crypto import generate_key
 
 log = logging.getLogger("agentfarm.dev")
 
@@ -65,8 +68,6 @@ def free_port() -> int:
 
 
 def _encryption_key(data_dir: Path) -> str:
-    from agentfarm.admin import write_secret_file
-    from models.crypto import generate_key
 
     path = data_dir / "encryption.key"
     if not path.exists():
@@ -202,8 +203,6 @@ class DevFarm:
         if not self.settings.encryption_keys:
             env["AGENTFARM_ENCRYPTION_KEYS"] = _encryption_key(self.data_dir)
         if not self.settings.database_url or not self.settings.redis_url:
-            from agentfarm.embedded import EmbeddedPostgres, EmbeddedRedis
-
             # Registered before start(): a failed or interrupted start is stopped too.
             if not self.settings.database_url:
                 pg = EmbeddedPostgres(self.data_dir)
@@ -236,7 +235,6 @@ class DevFarm:
 
     def seed(self, model_base_url: str) -> str | None:
         """Migrate and seed; returns the admin token when it was created just now."""
-        from agentfarm.admin import seed_dev
 
         return seed_dev(get_settings(), model_base_url)
 
@@ -314,7 +312,7 @@ class DevFarm:
         for server in reversed(self.embedded):
             try:
                 server.stop()
-            except Exception:  # noqa: BLE001 - keep stopping the others
+            except Exception:
                 log.exception("could not stop %s", type(server).__name__)
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -27,6 +27,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -117,7 +118,9 @@ def _run(cmd: list[str], account: _Account, cwd: Path, timeout: float) -> str:
     The tool gets its own session: a terminal's Ctrl-C must not kill initdb or pg_ctl half-way
     (a killed ``pg_ctl start`` leaves a server nobody knows about); the caller stops instead.
     """
-    drop = {"user": account[0], "group": account[1], "extra_groups": []} if account else {}
+    drop: dict[str, Any] = (
+        {"user": account[0], "group": account[1], "extra_groups": []} if account else {}
+    )
     res = subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
         start_new_session=True, **drop,

@@ -2,19 +2,46 @@
 
 Log calls use the stdlib API with ``extra={...}``; the fields (chat_id, message_id, actor …)
 become key=value pairs, or JSON with ``AGENTFARM_LOG_JSON=true``. Secrets never go in extras.
+
+Context bound once per unit of work is on every line of that work, without passing it down:
+the API binds ``request_id`` per request (and ``chat_id`` once a route parses one), the
+worker binds ``message_id`` and ``actor`` per message, and an actor binds its ``chat_id``
+(and the turn its ``generation`` and ``step``) with :func:`bind`. The context lives in
+contextvars, so concurrent requests and worker threads never see each other's.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from contextvars import Token
+from typing import Any
 
 import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars, reset_contextvars
+
+
+def bind(**fields: Any) -> Mapping[str, Token[Any]]:
+    """Add fields to every later log line of the current request, message or thread; the
+    tokens let :func:`restore` take them off again."""
+    return bind_contextvars(**{k: str(v) for k, v in fields.items() if v is not None})
+
+
+def restore(tokens: Mapping[str, Token[Any]]) -> None:
+    """Undo a :func:`bind` (the fields it set go back to what they were)."""
+    reset_contextvars(**tokens)
+
+
+def clear() -> None:
+    """Start a new unit of work with no bound fields."""
+    clear_contextvars()
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False, process: str = "") -> None:
     """Route all stdlib logging through one structlog formatter on stderr."""
     shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
@@ -49,7 +76,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False, process: str =
 
 
 def _add_process(name: str) -> structlog.types.Processor:
-    def add(_logger: object, _method: str, event: dict[str, object]) -> dict[str, object]:
+    def add(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
         event.setdefault("process", name)
         return event
 

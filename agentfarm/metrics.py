@@ -153,7 +153,7 @@ class _Wrapped(Collector):
     def __init__(self, inner: CollectorRegistry):
         self.inner = inner
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self):
         return self.inner.collect()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,8 +13,9 @@ from fastapi import FastAPI
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from agentfarm import metrics
+from agentfarm import logs, metrics
 from agentfarm.chat_stream.events import ChatEventWriter
+from agentfarm.integrations import webpush as web_push
 from agentfarm.settings import Settings, get_settings
 from agentfarm.tasks.broker import get_broker
 from agentfarm.tasks.farm_state import FarmCollector
@@ -64,10 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise RuntimeError("AGENTFARM_DATABASE_URL and AGENTFARM_REDIS_URL must be set")
         db.init_engine(settings.database_url, pool_size=20, max_overflow=40)
         get_broker()
-        import workers.actors.chat  # noqa: F401  (actors the shim sends to)
-        import workers.actors.tools  # noqa: F401
-        from agentfarm.integrations import webpush as web_push
-
         web_push.ensure_keys(app.state.secrets)  # VAPID keys, generated on first start
 
         sync_redis = Redis.from_url(settings.redis_url)
@@ -141,7 +140,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuditTrail)
     app.add_middleware(JsonBodies)
     app.add_middleware(HttpMetrics)
+    app.add_middleware(RequestContext)  # outermost: every log line of the request has its id
     return app
+
+
+class RequestContext:
+    """Bind a request id (the client's ``X-Request-Id`` if it is a sane token, else a new one)
+    to every log line of the request, and return it in the ``X-Request-Id`` response header."""
+
+    HEADER = b"x-request-id"
+    _SANE = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", [])).get(self.HEADER, b"")
+        request_id = given.decode() if self._SANE.match(given) else uuid.uuid4().hex
+        tokens = logs.bind(request_id=request_id)
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != self.HEADER]
+                message["headers"] = [*headers, (self.HEADER, request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.restore(tokens)
 
 
 class HttpMetrics:

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from agentfarm import logs
 from agentfarm.settings import Settings
 from models import db
 from models.base import utcnow
@@ -116,7 +117,7 @@ OwnerUser = Annotated[User, Depends(owner_user)]
 
 def app_settings(request: Request) -> Settings:
     """The settings the app was built with (tests build apps with their own)."""
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 AppSettings = Annotated[Settings, Depends(app_settings)]
@@ -124,7 +125,7 @@ AppSettings = Annotated[Settings, Depends(app_settings)]
 
 def secret_box(request: Request) -> SecretBox:
     """The app's SecretBox (Fernet keys from AGENTFARM_ENCRYPTION_KEYS)."""
-    return request.app.state.secrets  # type: ignore[no-any-return]
+    return request.app.state.secrets
 
 
 Secrets = Annotated[SecretBox, Depends(secret_box)]
@@ -132,6 +133,9 @@ Secrets = Annotated[SecretBox, Depends(secret_box)]
 
 def parse_uuid(value: str, what: str = "UUID") -> uuid.UUID:
     try:
-        return uuid.UUID(value)
+        parsed = uuid.UUID(value)
     except ValueError:
         raise BadRequest(f'Invalid {what} "{value}".', detail="Must be a valid UUID.") from None
+    if what == "chat ID":
+        logs.bind(chat_id=parsed)  # the rest of the request's log lines name the chat
+    return parsed

@@ -19,7 +19,7 @@ RETRY_AFTER_S = 5
 
 def envelope(
     status: int, message: str, detail: str | None = None, validations=None
-) -> JSONResponse:  # type: ignore[no-untyped-def]
+) -> JSONResponse:
     body: dict[str, object] = {"message": message}
     if detail:
         body["detail"] = detail

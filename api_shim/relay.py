@@ -16,6 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.concurrency import run_in_threadpool
 
+from agentfarm import metrics
 from agentfarm.chat_stream import events as ev
 from agentfarm.chat_stream.reader import decode, hub_for, parse_entries
 from models import db
@@ -85,7 +86,7 @@ def _id_tuple(value: str) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def _db_snapshot(chat_id: uuid.UUID, after_id: int) -> tuple[str, list, list]:  # type: ignore[type-arg]
+def _db_snapshot(chat_id: uuid.UUID, after_id: int) -> tuple[str, list, list]:
     with db.session_scope() as session:
         chat = session.get(Chat, chat_id)
         status = str(chat.status) if chat else "waiting"
@@ -184,7 +185,8 @@ async def unstreamed_messages(
     replayed: list[tuple[str, dict[str, Any]]],
 ) -> list[dict[str, Any]]:
     """``message`` events a resuming client would otherwise never get: messages committed
-    while Redis was unreachable, whose events were never written (agentfarm.chat_stream.events.ChatEventWriter.publish).
+    while Redis was unreachable, whose events were never written
+    (``agentfarm.chat_stream.events.ChatEventWriter.publish``).
 
     The floor is the newest message the stream carried up to the client's last entry (else
     just below the first one it carries after it: the create answer, not the stream, carries
@@ -225,8 +227,6 @@ async def serve_read_only(websocket: Any, pump: Any, transport: str) -> None:
 
     from starlette.websockets import WebSocketDisconnect
 
-    from agentfarm import metrics
-
     metrics.OPEN_STREAMS.labels(transport).inc()
     pump_task = asyncio.create_task(pump)
     reader = asyncio.create_task(websocket.receive())
@@ -238,7 +238,7 @@ async def serve_read_only(websocket: Any, pump: Any, transport: str) -> None:
             raise pump_task.exception()  # type: ignore[misc]
     except (WebSocketDisconnect, RuntimeError, ConnectionError):
         pass
-    except Exception:  # noqa: BLE001 - report, then close
+    except Exception:
         logging.getLogger("agentfarm.stream").exception("%s relay failed", transport)
         try:
             await websocket.close(code=1011)

@@ -60,7 +60,7 @@ def int_param(params: dict[str, str], name: str, default: int, low: int, high: i
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
     except ValueError:
         value = low - 1
     if not low <= value <= high:

@@ -22,9 +22,9 @@ import time
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx  # noqa: E402
+import httpx
 
-from agentfarm.scripted_llm import ScriptedLLMServer  # noqa: E402
+from agentfarm.scripted_llm import ScriptedLLMServer
 
 
 def raw_stream(client: httpx.Client, base_url: str, text: str) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import farmlib  # noqa: E402
+from bench import farmlib
 
 REPLY = "[[reply: pong]]"
 

@@ -41,9 +41,9 @@ from sqlmodel import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models.db import make_engine, normalize_url  # noqa: E402
-from models.migrate import upgrade  # noqa: E402
-from models.retention import DEFAULT_RETENTION_DAYS, purge_batch  # noqa: E402
+from models.db import make_engine, normalize_url
+from models.migrate import upgrade
+from models.retention import DEFAULT_RETENTION_DAYS, purge_batch
 
 FILL = [
     # Owners, an organization and a model config for the chats to point at.

@@ -23,7 +23,7 @@ import httpx
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import farmlib  # noqa: E402
+from bench import farmlib
 
 
 async def follow(

@@ -30,7 +30,7 @@ import redis
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import farmlib  # noqa: E402
+from bench import farmlib
 
 
 def raw_dramatiq(url: str, messages: int, processes: int, threads: int) -> float:

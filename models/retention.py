@@ -179,7 +179,7 @@ def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
         return
     for table, column in cascading_tables(session):
         budget = batch.remaining
-        deleted = session.execute(
+        deleted = session.execute(  # type: ignore[attr-defined]
             sa.text(
                 f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
                 f"SELECT ctid FROM {table} WHERE {column} = ANY(:ids) LIMIT :limit))"
@@ -191,14 +191,14 @@ def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
             return  # this table may hold more of these chats' rows: the next batch goes on
     # Nothing cascades from these chats any more; deleting them stays within the budget.
     doomed = chat_ids[: batch.remaining]
-    deleted = session.execute(
+    deleted = session.execute(  # type: ignore[attr-defined]
         sa.text("DELETE FROM chats WHERE id = ANY(:ids)"), {"ids": doomed}
     ).rowcount
     batch.add("chats", deleted)
 
 
 def _purge_files(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
-    deleted = session.execute(
+    deleted = session.execute(  # type: ignore[attr-defined]
         EXPIRED_FILES_SQL, {"cutoff": cutoff, "limit": batch.remaining}
     ).rowcount
     batch.add("chat_files", deleted)

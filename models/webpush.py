@@ -145,7 +145,7 @@ def unsubscribe(session: Session, user_id: uuid.UUID, endpoint: str) -> bool:
     result = session.execute(
         sa.delete(_t).where(_t.c.user_id == user_id, _t.c.endpoint == (endpoint or "").strip())
     )
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def subscriptions_of(session: Session, user_id: uuid.UUID) -> list[Any]:

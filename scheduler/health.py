@@ -32,7 +32,7 @@ class HealthServer:
         health = self.health
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's hook name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
                     ok, body = health()
@@ -51,7 +51,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # probes every few seconds would drown the log
 
         self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)

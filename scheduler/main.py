@@ -26,6 +26,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agentfarm import metrics
 from agentfarm.settings import Settings, get_settings
+from agentfarm.tasks.broker import get_broker
+from scheduler.health import HealthServer
 from scheduler.jobs import Job, jobs
 
 log = logging.getLogger("agentfarm.scheduler")
@@ -78,7 +80,7 @@ class LeaderScheduler:
             try:
                 self._tick()
                 self.last_check = time.monotonic()
-            except Exception:  # noqa: BLE001 - lost the database (or worse): step down, retry
+            except Exception:
                 log.warning("scheduler poll failed; standing by", exc_info=True)
                 self._step_down()
             self.stop.wait(self.settings.scheduler_poll_s)
@@ -130,7 +132,7 @@ class LeaderScheduler:
         record.last_run_at = time.time()
         try:
             message = job.send()
-        except Exception as exc:  # noqa: BLE001 - Redis down: report, try again next interval
+        except Exception as exc:
             record.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("job send failed", extra={"job": job.id})
             return
@@ -179,8 +181,6 @@ class LeaderScheduler:
 
 def main() -> None:
     """Entry point of ``agentfarm scheduler``."""
-    from agentfarm.tasks.broker import get_broker
-    from scheduler.health import HealthServer
 
     settings = get_settings()
     # "job sent" is the one line per run; APScheduler's own three lines per run are noise.

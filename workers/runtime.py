@@ -72,7 +72,7 @@ class LeaseRegistry:
         self._closed.set()
         try:
             hosts_registry.forget(self.redis, self.worker_id)
-        except Exception:  # noqa: BLE001 - best effort on shutdown
+        except Exception:
             log.warning("could not deregister worker", exc_info=True)
 
     def acquire(self, chat_id: uuid.UUID) -> Lease:
@@ -92,7 +92,7 @@ class LeaseRegistry:
                 hosts_registry.beat(self.redis, self.worker_id, self.hosts)
                 self.beat()
                 metrics.WORKER_HEARTBEAT.set(time.time())
-            except Exception:  # noqa: BLE001 - keep beating through transient outages
+            except Exception:
                 log.exception("heartbeat failed")
             if self._closed.wait(self.interval_s):
                 return
@@ -141,7 +141,7 @@ class LeaseRegistry:
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._on_control(message["data"])
-            except Exception:  # noqa: BLE001 - reconnect after Redis hiccups
+            except Exception:
                 log.warning("interrupt listener reconnecting", exc_info=True)
                 self._closed.wait(1.0)
             finally:

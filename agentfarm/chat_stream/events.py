@@ -173,7 +173,7 @@ class ChatEventWriter:
             if tool_calls is not None:
                 event["tool_calls"] = tool_calls
             self.redis.publish(owner_channel(partial["owner_id"]), encode(event))
-        except Exception:  # noqa: BLE001 - watchers are best effort; the caller carries on
+        except Exception:
             log.warning("watch publish failed", exc_info=True, extra={"kind": kind})
             return False
         return True

@@ -53,7 +53,7 @@ def event_json(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
-def parse_entries(entries: list[Any]) -> list[Entry]:
+def parse_entries(entries: Any) -> list[Entry]:
     """``XRANGE``/``XREAD`` entries → (entry id, event); entries without an event are skipped."""
     out: list[Entry] = []
     for entry_id, fields in entries:
@@ -144,7 +144,7 @@ class StreamHub:
     async def _read(self, feed: _Feed) -> None:
         try:
             while feed.subscribers:
-                reply = await self.redis.xread(
+                reply: Any = await self.redis.xread(
                     {feed.key: feed.position}, count=READ_COUNT, block=READ_BLOCK_MS
                 )
                 if not reply:

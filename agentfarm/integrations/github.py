@@ -135,7 +135,7 @@ class GitHubClient:
 
     def pull(self, owner: str, repo: str, number: int) -> dict[str, Any]:
         """The full pull request (the list endpoint lacks additions, commits …)."""
-        return self._get(f"{self._repo(owner, repo)}/pulls/{number}")  # type: ignore[no-any-return]
+        return self._get(f"{self._repo(owner, repo)}/pulls/{number}")
 
     def reviews(self, owner: str, repo: str, number: int) -> list[dict[str, Any]]:
         """Reviews in submission order (up to ``REVIEW_PAGES`` pages of 100)."""
@@ -151,13 +151,13 @@ class GitHubClient:
         return out
 
     def pull_diff(self, owner: str, repo: str, number: int) -> str:
-        return self._get(f"{self._repo(owner, repo)}/pulls/{number}", accept=DIFF)  # type: ignore[no-any-return]
+        return self._get(f"{self._repo(owner, repo)}/pulls/{number}", accept=DIFF)
 
     def branch_diff(self, owner: str, repo: str, branch: str) -> str:
         """The diff of ``branch`` against the repository's default branch."""
         base = self._get(self._repo(owner, repo)).get("default_branch") or "main"
         spec = f"{quote(base, safe='')}...{quote(branch, safe='')}"
-        return self._get(f"{self._repo(owner, repo)}/compare/{spec}", accept=DIFF)  # type: ignore[no-any-return]
+        return self._get(f"{self._repo(owner, repo)}/compare/{spec}", accept=DIFF)
 
 
 def review_summary(reviews: list[dict[str, Any]], author: str | None) -> dict[str, Any]:
@@ -185,7 +185,8 @@ def review_summary(reviews: list[dict[str, Any]], author: str | None) -> dict[st
 
 
 def pull_fields(pull: dict[str, Any], reviews: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every ChatDiffStatus field of one pull request (``models.insights.diff_statuses.PR_FIELDS``)."""
+    """Every ChatDiffStatus field of one pull request
+    (``models.insights.diff_statuses.PR_FIELDS``)."""
     user = pull.get("user") or {}
     merged = bool(pull.get("merged") or pull.get("merged_at"))
     return {

@@ -27,6 +27,7 @@ from sqlmodel import Session
 
 from agentfarm import metrics
 from agentfarm.settings import Settings
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer
 from models import db, webpush
 from models.chat.tables import Chat
@@ -51,9 +52,7 @@ def defer_notification(session: Session, chat: Any, status: str) -> None:
         return
     if not webpush.has_subscriptions(session, chat.owner_id):
         return  # the common case: no message to send, no transaction in the actor
-    from workers.actors.push import push_send
-
-    defer(session, push_send.message(str(chat.id), str(status)))
+    defer(session, catalog.PUSH_SEND.message(str(chat.id), str(status)))
 
 
 def notification(chat: Chat, status: str, access_url: str) -> dict[str, Any]:
@@ -123,7 +122,7 @@ class WebPushSender:
         except (requests.RequestException, ValueError) as exc:
             log.warning("push delivery failed: %s", type(exc).__name__)
             return None
-        return int(response.status_code)  # type: ignore[union-attr]
+        return int(response.status_code)
 
 
 def vapid_subject(settings: Settings) -> str:

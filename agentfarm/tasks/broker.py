@@ -5,15 +5,17 @@ actor module connects to nothing. Middleware, in order:
 
 1. AgeLimit, TimeLimit, ShutdownNotifications, Callbacks, Pipelines, Retries — Dramatiq's
    defaults; every actor states its own retry policy and time limit.
-2. ``WorkerBoot`` — builds the per-process runtime (engine, Redis, leases) after the worker
-   process boots and closes it on shutdown.
-3. ``CurrentMessage`` — lets an actor's log line carry its message id.
-4. ``ActorMetrics`` — Prometheus counters and durations by queue, actor and outcome, and one
+2. ``CurrentMessage`` and ``LogContext`` — every log line of a message's work carries its
+   message id and actor (``agentfarm.logs``).
+3. ``ActorMetrics`` — Prometheus counters and durations by queue, actor and outcome, and one
    structured log line per failed message with its id and actor.
 
 Crash recovery is tuned for seconds, not Dramatiq's minutes: a dead worker's unacked
 messages are requeued by maintenance once its heartbeat is ``heartbeat_timeout`` old, and
 maintenance runs on 1 % of commands instead of 0.1 %.
+
+Worker processes add ``workers.boot.WorkerBoot`` (their runtime) in ``workers/main.py``: this
+module sits below every process and imports none of them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from agentfarm import logs, metrics
 from agentfarm.settings import get_settings
 from agentfarm.tasks.wakeable import WakeableRedisBroker
 
@@ -43,27 +46,17 @@ _broker: WakeableRedisBroker | None = None
 _lock = threading.Lock()
 
 
-class WorkerBoot(Middleware):
-    """Per-process resources live exactly as long as the worker process."""
+class LogContext(Middleware):
+    """Every log line of a message's work carries its ``message_id`` and ``actor``."""
 
-    def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        from agentfarm import metrics
-        from workers import runtime
-        from workers.turn import llm
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        logs.clear()
+        logs.bind(message_id=message.message_id, actor=message.actor_name)
 
-        runtime.boot()
-        settings = get_settings()
-        host, port = settings.worker_metrics_host, settings.worker_metrics_port
-        if metrics.serve_worker_metrics(host, port):
-            log.info("worker metrics on %s:%s", host, port)
-        # Pay litellm's import and first-call lazy imports (~5 s) before taking messages,
-        # not inside the first chat step.
-        llm.warm_up()
+    def after_process_message(self, broker: dramatiq.Broker, message: Any, **_: Any) -> None:
+        logs.clear()
 
-    def before_process_stop(self, broker: dramatiq.Broker) -> None:
-        from workers import runtime
-
-        runtime.shutdown()
+    after_skip_message = after_process_message
 
 
 class ActorMetrics(Middleware):
@@ -83,8 +76,6 @@ class ActorMetrics(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        from agentfarm import metrics
-
         started = self._started.pop(message.message_id, None)
         outcome = "failed" if exception is not None else "ok"
         labels = (message.queue_name, message.actor_name)
@@ -106,13 +97,9 @@ class ActorMetrics(Middleware):
         self._started.pop(message.message_id, None)
 
     def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
-        from agentfarm import metrics
-
         metrics.ACTOR_MESSAGES.labels(message.queue_name, message.actor_name, "dead").inc()
 
     def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: int | None) -> None:
-        from agentfarm import metrics
-
         metrics.ACTOR_ENQUEUED.labels(message.queue_name, message.actor_name).inc()
 
 
@@ -126,7 +113,7 @@ def build_broker(redis_url: str, *, idle_wait_ms: int = 1000) -> WakeableRedisBr
         Pipelines(),
         Retries(),
         CurrentMessage(),
-        WorkerBoot(),
+        LogContext(),
         ActorMetrics(),
     ]
     return WakeableRedisBroker(
@@ -137,6 +124,14 @@ def build_broker(redis_url: str, *, idle_wait_ms: int = 1000) -> WakeableRedisBr
         heartbeat_timeout=20_000,
         idle_wait_ms=idle_wait_ms,
     )
+
+
+def current_broker() -> dramatiq.Broker:
+    """The broker messages go to: the one this process set (a test's in-process broker, or
+    the project's once built), else the project's."""
+    if dramatiq.broker.global_broker is not None:
+        return dramatiq.get_broker()
+    return get_broker()
 
 
 def get_broker() -> WakeableRedisBroker:

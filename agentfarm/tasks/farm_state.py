@@ -78,7 +78,7 @@ def _age(body: bytes | None, now: float) -> float:
         sent_ms = json.loads(body)["message_timestamp"]
     except (ValueError, KeyError, TypeError):
         return 0.0
-    return max(0.0, now - sent_ms / 1000)
+    return max(0.0, now - float(sent_ms) / 1000)
 
 
 def chats_by_status() -> dict[str, int]:
@@ -90,7 +90,7 @@ def chats_by_status() -> dict[str, int]:
 def live_members(redis: Redis, key: str, ttl_s: float) -> list[tuple[str, float]]:
     """``(id, last heartbeat)`` of the workers or hosts seen within ``ttl_s``."""
     rows = redis.zrangebyscore(key, time.time() - ttl_s, "+inf", withscores=True)
-    return [(_text(member), float(score)) for member, score in rows]
+    return [(_text(member), float(score)) for member, score in rows]  # type: ignore[str-unpack]
 
 
 def in_flight(limit: int = 200) -> list[dict[str, Any]]:

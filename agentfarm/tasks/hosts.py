@@ -43,5 +43,5 @@ def worker_alive(redis: Redis, worker_id: uuid.UUID | str, ttl_s: float) -> bool
 
 def live_hosts(redis: Redis, ttl_s: float) -> list[str]:
     """Hosts that sent a heartbeat within ``ttl_s``, sorted by name."""
-    names = redis.zrangebyscore(HOSTS_KEY, time.time() - ttl_s, "+inf")
+    names: list[bytes | str] = redis.zrangebyscore(HOSTS_KEY, time.time() - ttl_s, "+inf")  # type: ignore[assignment]
     return sorted(n.decode() if isinstance(n, bytes) else n for n in names)

@@ -16,19 +16,18 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session as OrmSession
 
 from agentfarm import metrics
+from agentfarm.tasks.broker import current_broker
 
 log = logging.getLogger("agentfarm.enqueue")
 _OUTBOX = "agentfarm_outbox"
 
 
-def defer(session: OrmSession, message: dramatiq.Message[Any]) -> None:
-    """Send ``message`` when ``session`` commits; forget it if the session rolls back."""
-    session.info.setdefault(_OUTBOX, []).append(message)
-
-
-def defer_send(session: OrmSession, actor: dramatiq.Actor[Any, Any], *args: Any) -> None:
-    """Shorthand: defer ``actor.send(*args)`` until commit."""
-    defer(session, actor.message(*args))
+def defer(
+    session: OrmSession, message: dramatiq.Message[Any], *, delay_ms: int | None = None
+) -> None:
+    """Send ``message`` (``delay_ms`` later) when ``session`` commits; forget it if the
+    session rolls back."""
+    session.info.setdefault(_OUTBOX, []).append((message, delay_ms))
 
 
 def defer_call(session: OrmSession, fn: Callable[[], Any]) -> None:
@@ -38,18 +37,24 @@ def defer_call(session: OrmSession, fn: Callable[[], Any]) -> None:
     session.info.setdefault(_OUTBOX, []).append(fn)
 
 
+def deferred_messages(session: OrmSession) -> list[dramatiq.Message[Any]]:
+    """The messages ``session`` will send on commit, in order (not the deferred calls)."""
+    return [item[0] for item in session.info.get(_OUTBOX, []) if not callable(item)]
+
+
 @event.listens_for(OrmSession, "after_commit")
 def _flush_outbox(session: OrmSession) -> None:
     pending = session.info.pop(_OUTBOX, None)
     if not pending:
         return
-    broker = dramatiq.get_broker()
-    for message in pending:
-        if not isinstance(message, dramatiq.Message):
-            message()
+    broker = current_broker()
+    for item in pending:
+        if callable(item):
+            item()
             continue
+        message, delay_ms = item
         try:
-            broker.enqueue(message)
+            broker.enqueue(message, delay=delay_ms)
         except (RedisError, dramatiq.errors.BrokerConnectionError) as exc:
             # The transaction is committed: raising here would fail a change that happened.
             # A chat's lost wake-up is re-sent by chat.recover_stale (from the database).

@@ -176,7 +176,7 @@ class _WakeableRedisConsumer(_RedisConsumer):
     def __init__(
         self, broker: WakeableRedisBroker, queue_name: str, prefetch: int, timeout: int
     ) -> None:
-        super().__init__(broker, queue_name, prefetch, timeout)
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
         self.wake_key = wake_key(broker.namespace, queue_name)
         self.idle_wait_s = max(1, min(broker.idle_wait_ms, timeout)) / 1000
         # Set by ack/nack: a saturated consumer waits on this instead of on Redis.
@@ -188,14 +188,14 @@ class _WakeableRedisConsumer(_RedisConsumer):
     def ack(self, message: MessageProxy) -> None:
         """Acknowledge ``message`` and wake this consumer if it was saturated."""
         try:
-            super().ack(message)
+            super().ack(message)  # type: ignore[no-untyped-call]
         finally:
             self._capacity_freed.set()
 
     def nack(self, message: MessageProxy) -> None:
         """Dead-letter ``message`` and wake this consumer if it was saturated."""
         try:
-            super().nack(message)
+            super().nack(message)  # type: ignore[no-untyped-call]
         finally:
             self._capacity_freed.set()
 
@@ -235,7 +235,7 @@ class _WakeableRedisConsumer(_RedisConsumer):
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
 
-    def _remember_eta(self, message: Message) -> None:
+    def _remember_eta(self, message: Message[Any]) -> None:
         eta = message.options.get("eta")
         if isinstance(eta, int | float) and not isinstance(eta, bool):
             heapq.heappush(self._etas, eta / 1000)
@@ -316,7 +316,7 @@ class WakeableRedisBroker(RedisBroker):
             raise ValueError("idle_wait_ms must be >= 1")
         if wake_max_tokens < 1:
             raise ValueError("wake_max_tokens must be >= 1")
-        super().__init__(
+        super().__init__(  # type: ignore[no-untyped-call]
             url=url,
             middleware=middleware,
             namespace=namespace,

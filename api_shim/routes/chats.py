@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
 from agentfarm.chat_stream import events as ev
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer, defer_call
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from models.chat import files as chat_files
 from models.chat import queries as chat_queries
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat import updates as chat_updates
 from models.chat.tables import Chat
 from models.chat.wire import chat_json
@@ -128,8 +130,6 @@ def render_chat(
 def create_chat(
     body: CreateChatRequest, request: Request, user: CurrentUser, session: DbSession
 ) -> dict[str, Any]:
-    from workers.actors.chat import chat_generate_title, chat_step
-
     require_agents_access(user)
     usage_limits.require_within_limit(session, user.id)
     org_id = organizations.chat_organization(session, user, body.organization_id)
@@ -167,8 +167,8 @@ def create_chat(
     # Watchers hear `created` before the step that makes the chat running can start.
     writer = request.app.state.events
     defer_call(session, lambda: writer.watch("created", chat))
-    defer(session, chat_step.message(str(chat.id), chat.generation, 1))
-    defer(session, chat_generate_title.message(str(chat.id)))
+    defer(session, catalog.CHAT_STEP.message(str(chat.id), chat.generation, 1))
+    defer(session, catalog.GENERATE_TITLE.message(str(chat.id)))
     # The answer is read inside the transaction: once it commits, nothing may fail the
     # request (a 503 for a chat that exists would make a retrying client create it twice).
     answer = render_chat(session, chat, files=True, warnings=warnings)
@@ -270,7 +270,7 @@ def _watch_update(
     if body.archived is None:
         return
     tree = session.exec(
-        select(Chat).where(sa.or_(Chat.id == row.id, Chat.root_chat_id == row.id))
+        select(Chat).where(sa.or_(Chat.id == row.id, Chat.root_chat_id == row.id))  # type: ignore[arg-type]
     ).all()
     for chat in sorted(tree, key=lambda c: c.id != row.id):
         writer.watch("deleted" if body.archived else "created", chat)
@@ -291,7 +291,7 @@ def interrupt_chat(
     chat: str, request: Request, user: CurrentUser, session: DbSession
 ) -> dict[str, Any]:
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
-    changed = chat_rules.interrupt(row)
+    changed = transitions.interrupt(row)
     session.commit()
     if changed:
         writer = request.app.state.events

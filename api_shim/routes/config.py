@@ -19,8 +19,6 @@ from models.site import prompts
 from models.site import text as site_text
 from models.workspaces import rules as workspace_rules
 from models.workspaces.tables import Template
-from workers.tools.plan_mode import PLAN_INSTRUCTIONS_KEY
-from workers.tools.toolset import DESKTOP_ENABLED_KEY
 
 router = APIRouter(prefix="/api/experimental/chats/config", tags=["config"])
 
@@ -127,7 +125,7 @@ def put_template_allowlist(
 @router.get("/plan-mode-instructions", summary="Plan-mode instructions (owner role)")
 def get_plan_mode_instructions(user: CurrentUser, session: DbSession) -> PlanModeInstructions:
     _hidden_unless_owner(user)
-    value = workspace_rules.get_setting(session, PLAN_INSTRUCTIONS_KEY) or {}
+    value = workspace_rules.get_setting(session, workspace_rules.PLAN_INSTRUCTIONS_KEY) or {}
     return PlanModeInstructions(plan_mode_instructions=value.get("plan_mode_instructions", ""))
 
 
@@ -143,14 +141,16 @@ def put_plan_mode_instructions(
     text = site_text.checked(
         body.plan_mode_instructions, "Plan mode instructions exceed maximum length."
     )
-    workspace_rules.put_setting(session, PLAN_INSTRUCTIONS_KEY, {"plan_mode_instructions": text})
+    workspace_rules.put_setting(
+        session, workspace_rules.PLAN_INSTRUCTIONS_KEY, {"plan_mode_instructions": text}
+    )
     session.commit()
     return Response(status_code=204)
 
 
 @router.get("/desktop-enabled", summary="Whether computer-use subagents may use a desktop")
 def get_desktop_enabled(user: CurrentUser, session: DbSession) -> DesktopEnabled:
-    value = workspace_rules.get_setting(session, DESKTOP_ENABLED_KEY) or {}
+    value = workspace_rules.get_setting(session, workspace_rules.DESKTOP_ENABLED_KEY) or {}
     return DesktopEnabled(enable_desktop=bool(value.get("enable_desktop")))
 
 
@@ -158,7 +158,7 @@ def get_desktop_enabled(user: CurrentUser, session: DbSession) -> DesktopEnabled
 def put_desktop_enabled(body: DesktopEnabled, user: CurrentUser, session: DbSession) -> Response:
     require_owner(user)
     workspace_rules.put_setting(
-        session, DESKTOP_ENABLED_KEY, {"enable_desktop": body.enable_desktop}
+        session, workspace_rules.DESKTOP_ENABLED_KEY, {"enable_desktop": body.enable_desktop}
     )
     session.commit()
     return Response(status_code=204)

@@ -103,7 +103,7 @@ def render(session: Session, user: User, rows: list[MCPServerConfig]) -> list[di
 
 @router.get("", summary="MCP servers (admins: all; others: the enabled ones, redacted)")
 def list_servers(user: CurrentUser, session: DbSession) -> list[dict[str, Any]]:
-    query = select(MCPServerConfig).order_by(MCPServerConfig.slug)  # type: ignore[arg-type]
+    query = select(MCPServerConfig).order_by(MCPServerConfig.slug)
     if not is_admin(user):
         query = query.where(MCPServerConfig.enabled)
     return render(session, user, list(session.exec(query).all()))

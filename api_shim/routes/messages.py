@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from agentfarm.chat_stream import events as ev
 from agentfarm.settings import get_settings
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from api_shim.routes.chats import InputPart, dump_parts
@@ -17,6 +18,7 @@ from models.chat import edits as chat_edits
 from models.chat import files as chat_files
 from models.chat import queries as chat_queries
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.wire import message_json, queued_json
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
@@ -72,7 +74,7 @@ def list_messages(
     page_size = 50
     if limit not in (None, ""):
         try:
-            page_size = int(limit)  # type: ignore[arg-type]
+            page_size = int(limit)
         except ValueError:
             page_size = 0
         if not 1 <= page_size <= 200:
@@ -96,8 +98,6 @@ def list_messages(
 def send_message(
     chat: str, body: SendMessageRequest, request: Request, user: CurrentUser, session: DbSession
 ) -> dict[str, Any]:
-    from workers.actors.chat import chat_step
-
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     usage_limits.require_within_limit(session, row.owner_id)
@@ -126,7 +126,7 @@ def send_message(
         if behavior == BusyBehavior.INTERRUPT:
             # Late Coder behaviour: queue it, stop the run; the worker persists the partial
             # step and then promotes exactly this message.
-            chat_rules.interrupt(row, promote_id=queued.id)
+            transitions.interrupt(row, promote_id=queued.id)
         # Read before the commit: after it, nothing may turn the accepted message into an
         # error (a retrying client would send it twice).
         session.flush()
@@ -145,8 +145,8 @@ def send_message(
         created_by=user.id,
         model_config_id=config_id or row.last_model_config_id,
     )
-    chat_rules.mark_pending(row)
-    defer(session, chat_step.message(str(row.id), row.generation, 1))
+    transitions.mark_pending(row)
+    defer(session, catalog.CHAT_STEP.message(str(row.id), row.generation, 1))
     session.flush()
     sent = message_json(message)  # read before the commit (see above)
     session.commit()
@@ -171,8 +171,6 @@ def edit_message(
     user: CurrentUser,
     session: DbSession,
 ) -> dict[str, Any]:
-    from workers.actors.chat import chat_step
-
     # [inferred] editing starts a run like sending does, so it needs the same role.
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
@@ -182,7 +180,7 @@ def edit_message(
     was_held = row.status == ChatStatus.RUNNING and row.worker_id is not None
     edited = chat_edits.edit_user_message(session, row, message_id, parts)
     warnings = chat_files.link_files(session, row.id, chat_files.file_ids_in(parts))
-    defer(session, chat_step.message(str(row.id), row.generation, 1))
+    defer(session, catalog.CHAT_STEP.message(str(row.id), row.generation, 1))
     session.commit()
     writer = request.app.state.events
     if was_held:

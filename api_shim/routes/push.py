@@ -18,6 +18,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from agentfarm.integrations import webpush as push
 from api_shim.deps import AppSettings, CurrentUser, DbSession, Secrets
 from models import webpush
 from models.crypto import SecretsUnavailable
@@ -113,7 +114,6 @@ def unsubscribe(
 def test_notification(
     user: str, caller: CurrentUser, session: DbSession, box: Secrets, settings: AppSettings
 ) -> Response:
-    from agentfarm.integrations import webpush as push
 
     target = _self(session, caller, user)
     sender = push.get_sender(box, settings)

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Path, Request, Response
 from sqlmodel import Session
 
 from agentfarm.chat_stream import events as ev
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from models.chat import edits as chat_edits
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
 from models.enums import ChatStatus
@@ -66,8 +68,6 @@ def promote_queued_message(
     user: CurrentUser,
     session: DbSession,
 ) -> dict[str, Any]:
-    from workers.actors.chat import chat_step
-
     require_agents_access(user)
     row = chat_rules.get_owned_chat(session, user, parse_uuid(chat, "chat ID"), for_update=True)
     usage_limits.require_within_limit(session, row.owner_id)
@@ -79,7 +79,7 @@ def promote_queued_message(
         message = chat_rules.promote_queued(session, row, queued_id)
         assert message is not None  # the row is locked and the queued message exists
         row.interrupt_promote_id = None
-        defer(session, chat_step.message(str(row.id), row.generation, 1))
+        defer(session, catalog.CHAT_STEP.message(str(row.id), row.generation, 1))
         session.commit()
         writer.publish(
             row.id,
@@ -94,7 +94,7 @@ def promote_queued_message(
     # it (bounded) in order to return the promoted ChatMessage as Coder does.
     content, created_by = list(queued.content), queued.created_by
     after_id = chat_edits.max_message_id(session, row.id)
-    if not chat_rules.interrupt(row, promote_id=queued_id):
+    if not transitions.interrupt(row, promote_id=queued_id):
         # Already interrupted and the worker is saving its step: promote this one instead.
         row.interrupt_promote_id = queued_id
     session.commit()

@@ -14,6 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 
+from agentfarm.tasks import catalog
+from agentfarm.tasks.title_jobs import title_job_key, title_lock_key
 from api_shim.deps import CurrentUser, DbSession, parse_uuid
 from api_shim.routes.chats import render_chat
 from models.chat import rules as chat_rules
@@ -25,13 +27,11 @@ WAIT_S = 40.0  # above the title job's own 30 s model timeout
 
 
 def _run_job(request: Request, chat_id: uuid.UUID, *, persist: bool) -> str:
-    from workers.actors.chat import chat_title_job, title_job_key, title_lock_key
-
     redis = request.app.state.events.redis
     if persist and not redis.set(title_lock_key(str(chat_id)), "1", nx=True, ex=int(WAIT_S) + 20):
         raise Conflict("Title regeneration already in progress for this chat.")
     job_id = uuid.uuid4().hex
-    chat_title_job.send(str(chat_id), job_id, persist)
+    catalog.TITLE_JOB.send(str(chat_id), job_id, persist)
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         raw = redis.get(title_job_key(job_id))

@@ -2,7 +2,9 @@
 
 When the model calls a tool the client declared in ``unsafe_dynamic_tools``, the chat goes to
 ``requires_action`` with an ``action_required`` event; the client runs the calls and posts
-their results here, and the loop resumes.
+their results here, and the loop resumes: this request stores the results and sets the
+chat running again; a ``tool.finish_step`` worker task writes them as tool messages and
+continues the turn (the same fan-in ``tool.run`` does for server-run tools).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from pydantic import BaseModel
 from sqlmodel import select
 
 from agentfarm.chat_stream import events as ev
+from agentfarm.tasks import catalog
+from agentfarm.tasks.outbox import defer, defer_call
 from api_shim.deps import CurrentUser, DbSession, parse_uuid, require_agents_access
 from models.base import utcnow
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.enums import ChatStatus
 from models.errors import BadRequest, Conflict, PayloadTooLarge
 from models.workspaces.tables import ChatToolCall, ToolCallStatus
@@ -44,8 +49,6 @@ class ToolResultsRequest(BaseModel):
 def post_tool_results(
     chat: str, body: ToolResultsRequest, request: Request, user: CurrentUser, session: DbSession
 ) -> Response:
-    from workers.tools.calls import complete_step_if_done
-
     # The 256 KiB cap is checked on the declared length (FastAPI has read the body already;
     # uvicorn/proxies bound chunked bodies).
     if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
@@ -86,13 +89,13 @@ def post_tool_results(
         call.result = result.output
         call.is_error = result.is_error
         call.finished_at = utcnow()
-    row.status = ChatStatus.RUNNING
-    row.worker_id = None
-    row.heartbeat_at = utcnow()
-    row.updated_at = utcnow()
+    transitions.resume_with_client_results(row)
     session.flush()
-    writer = request.app.state.events
-    complete_step_if_done(session, next(iter(waiting.values())), writer.publish)
+    step_key = next(iter(waiting.values())).step_key
+    chat_id, writer = row.id, request.app.state.events
+    status, watch = ev.status_event(chat_id, row.status), ev.watch_chat(row)
+    # On commit, in this order: the client hears "running" before the fan-in can move on.
+    defer_call(session, lambda: writer.publish(chat_id, status, watch=watch))
+    defer(session, catalog.FINISH_STEP.message(str(chat_id), step_key))
     session.commit()
-    writer.publish(row.id, ev.status_event(row.id, ChatStatus.RUNNING), watch=row)
     return Response(status_code=204)

@@ -119,7 +119,7 @@ def list_templates(
 ) -> list[dict[str, Any]]:
     org = _organization(session, user, organization)
     rows = session.exec(
-        select(Template).where(Template.organization_id == org.id).order_by(Template.name)  # type: ignore[arg-type]
+        select(Template).where(Template.organization_id == org.id).order_by(Template.name)
     ).all()
     return [template_json(t) for t in rows]
 

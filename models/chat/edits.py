@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage, ChatQueuedMessage
 from models.enums import ChatStatus, MessageRole
 from models.errors import BadRequest, NotFound
@@ -77,9 +77,7 @@ def max_message_id(session: Session, chat_id: uuid.UUID) -> int:
 
 def queued_exists(session: Session, queued_id: int) -> bool:
     return (
-        session.exec(
-            select(ChatQueuedMessage.id).where(ChatQueuedMessage.id == queued_id)  # type: ignore[call-overload]
-        ).first()
+        session.exec(select(ChatQueuedMessage.id).where(ChatQueuedMessage.id == queued_id)).first()
         is not None
     )
 
@@ -135,7 +133,7 @@ def edit_user_message(
         .execution_options(synchronize_session=False)
     )
     session.execute(sa.delete(ChatQueuedMessage).where(ChatQueuedMessage.chat_id == chat.id))  # type: ignore[arg-type]
-    chat_rules.mark_pending(chat)
+    transitions.mark_pending(chat)
     chat.interrupt_promote_id = None
     session.flush()
     return msg

@@ -78,7 +78,7 @@ def owned_file_meta(
             ChatFile.owner_id == owner_id,
         )
     ).all()
-    return {r.id: r for r in rows}
+    return {r.id: r for r in rows}  # type: ignore[attr-defined]
 
 
 def file_ids_in(parts: list[dict[str, Any]]) -> list[uuid.UUID]:
@@ -98,9 +98,7 @@ def link_files(session: Session, chat_id: uuid.UUID, file_ids: list[uuid.UUID]) 
     if not file_ids:
         return []
     existing = set(
-        session.exec(
-            select(ChatFileLink.file_id).where(ChatFileLink.chat_id == chat_id)  # type: ignore[call-overload]
-        ).all()
+        session.exec(select(ChatFileLink.file_id).where(ChatFileLink.chat_id == chat_id)).all()
     )
     new = [f for f in file_ids if f not in existing]
     if not new:

@@ -37,7 +37,7 @@ def list_root_chats(
         if cursor is None:
             raise BadRequest(f'Chat "{after_id}" given as after_id was not found.')
         stmt = stmt.where(sa.tuple_(Chat.updated_at, Chat.id) < sa.tuple_(*cursor))
-    stmt = stmt.order_by(sa.desc(Chat.updated_at), sa.desc(Chat.id)).offset(offset).limit(limit)  # type: ignore[arg-type]
+    stmt = stmt.order_by(sa.desc(Chat.updated_at), sa.desc(Chat.id)).offset(offset).limit(limit)  # type: ignore[call-overload]
     return list(session.exec(stmt))
 
 
@@ -45,8 +45,8 @@ def unread_chat_ids(session: Session, chats: list[Chat]) -> set[uuid.UUID]:
     """Chats with an assistant message newer than their read cursor."""
     if not chats:
         return set()
-    m = sa.alias(ChatMessage.__table__)  # type: ignore[arg-type]
-    c = sa.alias(Chat.__table__)  # type: ignore[arg-type]
+    m = sa.alias(ChatMessage.__table__)  # type: ignore[attr-defined]
+    c = sa.alias(Chat.__table__)  # type: ignore[attr-defined]
     stmt = sa.select(c.c.id).where(
         c.c.id.in_([chat.id for chat in chats]),
         sa.exists().where(
@@ -67,7 +67,7 @@ def children_by_root(session: Session, roots: list[Chat]) -> dict[uuid.UUID, lis
     rows = session.exec(
         select(Chat)
         .where(Chat.root_chat_id.in_(list(archived)))  # type: ignore[union-attr]
-        .order_by(sa.asc(Chat.created_at))  # type: ignore[arg-type]
+        .order_by(sa.asc(Chat.created_at))  # type: ignore[call-overload]
     ).all()
     out: dict[uuid.UUID, list[Chat]] = {root.id: [] for root in roots}
     for child in rows:
@@ -96,7 +96,7 @@ def page_messages(
     if after_id is not None:
         stmt = stmt.where(ChatMessage.id > after_id)  # type: ignore[operator]
     ascending = after_id is not None and before_id is None
-    order = sa.asc(ChatMessage.id) if ascending else sa.desc(ChatMessage.id)  # type: ignore[arg-type]
+    order = sa.asc(ChatMessage.id) if ascending else sa.desc(ChatMessage.id)  # type: ignore[call-overload]
     rows = list(session.exec(stmt.order_by(order).limit(limit + 1)))
     return rows[:limit], len(rows) > limit
 

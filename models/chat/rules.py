@@ -13,13 +13,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from models.base import utcnow
+from models.chat import transitions
 from models.chat.files import owned_file_meta
 from models.chat.tables import Chat, ChatMessage, ChatQueuedMessage
 from models.enums import (
     BUSY_STATUSES,
     BusyBehavior,
-    ChatStatus,
     ClientType,
     MessageRole,
     MessageVisibility,
@@ -242,20 +241,6 @@ def default_model_config(session: Session) -> ChatModelConfig | None:
     ).first()
 
 
-# ---------------------------------------------------------------- state transitions
-
-
-def mark_pending(chat: Chat) -> None:
-    """Request a new run: the next ``chat.step`` message must carry the new generation."""
-    chat.status = ChatStatus.PENDING
-    chat.generation += 1
-    chat.worker_id = None
-    chat.started_at = None
-    chat.heartbeat_at = None
-    chat.last_error = None
-    chat.updated_at = utcnow()
-
-
 def add_message(
     session: Session,
     chat: Chat,
@@ -308,7 +293,7 @@ def create_chat(
         client_type=client_type,
         plan_mode=plan_mode,
     )
-    mark_pending(chat)
+    transitions.mark_pending(chat)
     session.add(chat)
     session.flush()
     # The prompt layers of §5.7, in order: deployment, this chat's, the owner's own.
@@ -411,25 +396,8 @@ def promote_queued(
         created_by=queued.created_by,
         model_config_id=queued.model_config_id or chat.last_model_config_id,
     )
-    mark_pending(chat)
+    transitions.mark_pending(chat)
     return msg
-
-
-def interrupt(chat: Chat, *, promote_id: int | None = None, stop_pending: bool = False) -> bool:
-    """Stop the current run (Coder: a pending chat stays pending, unless ``stop_pending``, as
-    close_agent wants). Returns True if it changed."""
-    if chat.status == ChatStatus.PENDING and promote_id is None and not stop_pending:
-        return False
-    if chat.status not in (ChatStatus.RUNNING, ChatStatus.PENDING, ChatStatus.REQUIRES_ACTION):
-        return False
-    chat.status = ChatStatus.WAITING
-    chat.worker_id = None
-    chat.started_at = None
-    chat.heartbeat_at = None
-    chat.last_error = None
-    chat.interrupt_promote_id = promote_id
-    chat.updated_at = utcnow()
-    return True
 
 
 def latest_assistant_id(session: Session, chat_id: uuid.UUID) -> int | None:
@@ -447,5 +415,5 @@ def mark_read(session: Session, chat: Chat) -> None:
     latest = latest_assistant_id(session, chat.id)
     if latest is not None and latest != chat.last_read_message_id:
         session.execute(
-            sa.update(Chat).where(Chat.id == chat.id).values(last_read_message_id=latest)
+            sa.update(Chat).where(Chat.id == chat.id).values(last_read_message_id=latest)  # type: ignore[arg-type]
         )

@@ -39,7 +39,7 @@ def set_archived(session: Session, chat: Chat, archived: bool) -> None:
     now = utcnow()
     session.execute(
         sa.update(Chat)
-        .where(sa.or_(Chat.id == chat.id, Chat.root_chat_id == chat.id))
+        .where(sa.or_(Chat.id == chat.id, Chat.root_chat_id == chat.id))  # type: ignore[arg-type]
         .values(archived=archived, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -51,7 +51,7 @@ def _pinned(session: Session, chat: Chat) -> list[Chat]:
         session.exec(
             select(Chat)
             .where(Chat.owner_id == chat.owner_id, Chat.pin_order > 0, Chat.id != chat.id)
-            .order_by(sa.asc(Chat.pin_order), sa.asc(Chat.id))  # type: ignore[arg-type]
+            .order_by(sa.asc(Chat.pin_order), sa.asc(Chat.id))  # type: ignore[call-overload]
             .with_for_update()
         )
     )

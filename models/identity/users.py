@@ -81,7 +81,7 @@ def _last_seen(session: Session, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, A
     rows = session.execute(
         select(ApiKey.user_id, sa.func.max(ApiKey.last_used))
         .where(col(ApiKey.user_id).in_(user_ids))
-        .group_by(ApiKey.user_id)
+        .group_by(ApiKey.user_id)  # type: ignore[arg-type]
     ).all()
     return {uid: last for uid, last in rows}
 

@@ -170,7 +170,7 @@ def report_git_ref(session: Session, chat_id: uuid.UUID, branch: str, origin: st
         (stmt.excluded.git_remote_origin != "", stmt.excluded.git_remote_origin),
         else_=_t.c.git_remote_origin,
     )
-    stmt = stmt.on_conflict_do_update(
+    stmt = stmt.on_conflict_do_update(  # type: ignore[assignment]
         index_elements=["chat_id"],
         set_={
             "git_branch": new_branch,

@@ -82,7 +82,7 @@ def unlink(session: Session, *, provider_id: str, user_id: uuid.UUID) -> bool:
     result = session.execute(
         sa.delete(_t).where(_t.c.provider_id == provider_id, _t.c.user_id == user_id)
     )
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def links_of(session: Session, user_id: uuid.UUID) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def _by_model(window: _Totals, costs: dict[uuid.UUID, int]) -> list[dict[str, An
         }
         for key, t in groups.items()
     ]
-    out.sort(key=lambda r: (-r["total_prs"], r["display_name"], r["model_config_id"] or ""))
+    out.sort(key=lambda r: (-r["total_prs"], r["display_name"], r["model_config_id"] or ""))  # type: ignore[operator]
     return out
 
 

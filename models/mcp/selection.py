@@ -29,7 +29,7 @@ def _enabled_ids(session: Session, *availability: str) -> list[uuid.UUID]:
                 MCPServerConfig.enabled,
                 MCPServerConfig.availability.in_(availability),  # type: ignore[attr-defined]
             )
-            .order_by(MCPServerConfig.slug)  # type: ignore[arg-type]
+            .order_by(MCPServerConfig.slug)
         ).all()
     )
 
@@ -83,10 +83,10 @@ def chat_servers(session: Session, chat: Chat) -> list[MCPServerConfig]:
                 MCPServerConfig.enabled,
                 sa.or_(
                     MCPServerConfig.id.in_(ids),  # type: ignore[attr-defined]
-                    MCPServerConfig.availability == MCPAvailability.FORCE_ON,
+                    MCPServerConfig.availability == MCPAvailability.FORCE_ON,  # type: ignore[arg-type]
                 ),
             )
-            .order_by(MCPServerConfig.slug)  # type: ignore[arg-type]
+            .order_by(MCPServerConfig.slug)
         ).all()
     )
 

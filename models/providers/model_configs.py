@@ -48,8 +48,10 @@ def list_model_configs(session: Session, *, enabled_only: bool) -> list[ChatMode
     return list(
         session.exec(
             stmt.order_by(
-                ChatModelConfig.provider, ChatModelConfig.model, ChatModelConfig.created_at
-            )  # type: ignore[arg-type]
+                ChatModelConfig.provider,
+                ChatModelConfig.model,
+                ChatModelConfig.created_at,  # type: ignore[arg-type]
+            )
         ).all()
     )
 
@@ -79,7 +81,7 @@ def _make_default(session: Session, row: ChatModelConfig) -> None:
     """Make ``row`` the one default, clearing the previous one (caller holds the lock)."""
     session.execute(
         sa.update(ChatModelConfig)
-        .where(ChatModelConfig.is_default, _live, ChatModelConfig.id != row.id)
+        .where(ChatModelConfig.is_default, _live, ChatModelConfig.id != row.id)  # type: ignore[arg-type]
         .values(is_default=False, updated_at=sa.func.now())
     )
     row.is_default = True
@@ -93,7 +95,7 @@ def _hand_over_default(session: Session, row: ChatModelConfig) -> bool:
     successor = session.exec(
         select(ChatModelConfig)
         .where(_live, ChatModelConfig.id != row.id)
-        .order_by(ChatModelConfig.enabled.desc(), ChatModelConfig.created_at)  # type: ignore[attr-defined]
+        .order_by(ChatModelConfig.enabled.desc(), ChatModelConfig.created_at)  # type: ignore[arg-type, attr-defined]
         .limit(1)
     ).first()
     if successor is None:

@@ -115,7 +115,7 @@ def _check_provider_options(options: dict[str, dict[str, Any]]) -> None:
         checks = dict(_ENUM_FIELDS.get(name, {}))
         if name in EFFORT_FIELDS:
             path, allowed = EFFORT_FIELDS[name]
-            checks[path] = allowed
+            checks[path] = allowed  # type: ignore[assignment, index]
         for path, allowed in checks.items():
             value = _dig(block, path)
             if value is not None and value not in allowed:

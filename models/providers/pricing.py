@@ -61,7 +61,7 @@ def litellm_default_cost(provider: str, model: str) -> dict[str, float] | None:
         return None
     cost: dict[str, float] = {}
     for ours, theirs in _LITELLM_FIELDS.items():
-        per_token = info.get(theirs)  # type: ignore[misc]
+        per_token = info.get(theirs)
         if isinstance(per_token, int | float) and per_token >= 0:
             # Decimal keeps 2.5e-06 × 1e6 an exact 2.5.
             cost[ours] = float((Decimal(str(per_token)) * 1_000_000).normalize())
@@ -101,7 +101,7 @@ def pricing_source(config: ChatModelConfig) -> str:
 def unpriced_model_count(session: Session) -> int:
     """Enabled, live model configs whose messages go unpriced (reference §5.1), for
     ``GET /usage-limits``: ``cost`` missing or both its input and output prices null."""
-    price = ChatModelConfig.options["cost"]  # type: ignore[index]
+    price = ChatModelConfig.options["cost"]
 
     def missing(key: str) -> Any:
         # ->> yields SQL NULL for an absent key, a JSON null and a missing ``cost`` alike.

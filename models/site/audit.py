@@ -107,7 +107,7 @@ def list_entries(
     rows = session.exec(
         select(AuditLog)
         .where(*conditions)
-        .order_by(sa.desc(AuditLog.time), sa.desc(AuditLog.id))  # type: ignore[arg-type]
+        .order_by(sa.desc(AuditLog.time), sa.desc(AuditLog.id))  # type: ignore[call-overload]
         .offset(offset)
         .limit(limit)
     ).all()

@@ -87,7 +87,7 @@ def parse_period(value: str | None) -> str:
         raise BadRequest(
             "Invalid chat usage limit period.", detail="Period must be one of: day, week, month."
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def set_config(
@@ -176,7 +176,7 @@ def group_overrides(session: Session) -> list[dict[str, Any]]:
     groups = session.exec(
         select(Group)
         .where(Group.chat_spend_limit_micros.is_not(None))  # type: ignore[union-attr]
-        .order_by(Group.name, Group.id)
+        .order_by(Group.name, Group.id)  # type: ignore[arg-type]
     ).all()
     return [group_override_json(session, g) for g in groups]
 
@@ -213,9 +213,9 @@ def group_limits_of(session: Session, user_id: uuid.UUID) -> list[tuple[str, int
         OrganizationMember.user_id == user_id
     )
     rows = session.exec(
-        select(Group.name, Group.chat_spend_limit_micros).where(  # type: ignore[call-overload]
+        select(Group.name, Group.chat_spend_limit_micros).where(
             Group.chat_spend_limit_micros.is_not(None),  # type: ignore[union-attr]
             sa.or_(Group.id.in_(explicit), Group.id.in_(everyone)),  # type: ignore[attr-defined]
         )
     ).all()
-    return [(name, int(limit)) for name, limit in rows]
+    return [(name, int(limit)) for name, limit in rows]  # type: ignore[arg-type]

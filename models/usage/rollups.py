@@ -55,11 +55,11 @@ FIGURE_COLUMNS = (
 )
 
 
-def _figure() -> sa.Column:  # type: ignore[type-arg]
+def _figure() -> sa.Column:
     return sa.Column(sa.BigInteger, nullable=False, server_default="0")
 
 
-def _owner_key(target: str) -> sa.Column:  # type: ignore[type-arg]
+def _owner_key(target: str) -> sa.Column:
     """The leading primary-key column: a foreign key that cascades."""
     return sa.Column(sa.Uuid, sa.ForeignKey(target, ondelete="CASCADE"), primary_key=True)
 

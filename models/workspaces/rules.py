@@ -96,6 +96,11 @@ def create_template(
     return template
 
 
+# Site settings read by the worker's tool set and written by the admin config routes.
+PLAN_INSTRUCTIONS_KEY = "plan_mode_instructions"
+DESKTOP_ENABLED_KEY = "desktop_enabled"
+
+
 def get_setting(session: Session, key: str) -> dict[str, Any] | None:
     row = session.get(SiteConfig, key)
     return row.value if row is not None else None
@@ -122,7 +127,7 @@ def usable_templates(session: Session, organization_id: uuid.UUID) -> list[Templ
     ids = {uuid.UUID(i) for i in allow.get("template_ids", [])}
     usage = (
         select(Workspace.template_id, sa.func.count().label("n"))
-        .group_by(Workspace.template_id)
+        .group_by(Workspace.template_id)  # type: ignore[arg-type]
         .subquery()
     )
     stmt = (

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from agentfarm.integrations import webpush as push
 from agentfarm.settings import get_settings
+from agentfarm.tasks.outbox import deferred_messages
 from models import db, webpush
 from models.crypto import SecretBox
 from models.insights import diff_statuses
@@ -138,14 +139,14 @@ def test_only_root_chats_notify_and_push_never_blocks(
         root = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=None, owner_id=caller.user_id)
         child = SimpleNamespace(id=uuid.uuid4(), parent_chat_id=root.id, owner_id=root.owner_id)
         push.defer_notification(session, root, "error")  # no browser subscribed: nothing to send
-        assert session.info.get("agentfarm_outbox", []) == []
+        assert deferred_messages(session) == []
         service.browser("laptop")
         webpush.subscribe(session, caller.user_id, **service.subscription("laptop"))
         push.defer_notification(session, child, "waiting")
         push.defer_notification(session, root, "running")
-        assert session.info.get("agentfarm_outbox", []) == []
+        assert deferred_messages(session) == []
         push.defer_notification(session, root, "error")
-        (message,) = session.info["agentfarm_outbox"]
+        (message,) = deferred_messages(session)
         assert (message.actor_name, message.args) == ("push.send", (str(root.id), "error"))
     finally:
         session.rollback()  # dropped: nothing is sent
@@ -163,9 +164,9 @@ def test_usage_rollup_runs_on_the_farm(farm: Farm, caller: Caller) -> None:
             "SELECT id FROM chat_messages WHERE chat_id = :c AND role = 'assistant'"),
             {"c": chat["id"]}).scalars())  # fmt: skip
     assert ids
-    from workers.actors.usage import usage_rollup  # actors need the farm's broker
+    from agentfarm.tasks import catalog
 
-    usage_rollup.send()  # a chain of batches until everything the suite wrote is rolled up
+    catalog.USAGE_ROLLUP.send()  # a chain of batches until everything the suite wrote is rolled up
 
     def rolled() -> bool:
         with db.session_scope() as session:
@@ -194,9 +195,9 @@ def test_insights_actors_run_on_the_farm(farm: Farm, caller: Caller) -> None:
     origin = "https://git.example.org/acme/widgets.git"  # no provider is configured for it
     with db.session_scope() as session:
         diff_statuses.report_git_ref(session, uuid.UUID(chat["id"]), "main", origin)
-    from workers.actors.insights import insights_refresh  # actors need the farm's broker
+    from agentfarm.tasks import catalog
 
-    insights_refresh.send()
+    catalog.INSIGHTS_REFRESH.send()
 
     def backed_off() -> bool:
         row = diff_row(chat["id"])

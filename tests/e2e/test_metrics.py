@@ -26,16 +26,15 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 @pytest.fixture
 def ghost_queue(farm: Farm) -> Iterator[str]:
     """A workspace host that registered once but has no worker now: its queue only grows."""
-    from agentfarm.tasks import hosts
+    from agentfarm.tasks import catalog, hosts
     from agentfarm.tasks.broker import get_broker
-    from workers.actors.tools import tool_run
 
     broker = get_broker()
     queue = hosts.host_queue(GHOST)
     farm.redis.zadd(hosts.HOSTS_KEY, {GHOST: 1.0})  # long dead: not counted as live
     broker.declare_queue(queue)
     for n in range(3):
-        broker.enqueue(tool_run.message(f"never-run-{n}").copy(queue_name=queue))
+        broker.enqueue(catalog.TOOL_RUN.message(f"never-run-{n}", queue=queue))
     yield queue
     farm.redis.zrem(hosts.HOSTS_KEY, GHOST)
     namespace = broker.namespace

@@ -18,9 +18,9 @@ def _assistant_count(caller: Caller, chat_id: str) -> int:
 
 
 def _recover_now() -> None:
-    from workers.actors.chat import chat_recover_stale
+    from agentfarm.tasks import catalog
 
-    chat_recover_stale.send()
+    catalog.RECOVER_STALE.send()
 
 
 def test_chat_of_a_dead_worker_is_resumed(farm: Farm, caller: Caller) -> None:

@@ -175,13 +175,13 @@ def test_unknown_tool_gets_error_result_and_loop_continues(farm: Farm, caller: C
 
 
 def test_redelivered_step_writes_nothing_twice(farm: Farm, caller: Caller) -> None:
+    from agentfarm.tasks import catalog
     from agentfarm.tasks.broker import get_broker
-    from workers.actors.chat import chat_step
 
     chat = caller.create_chat("[[tokens: 10 delay_ms=10]]")
     # The shim already sent generation 1; deliver the same message three more times, some
     # while the step runs and one after it finished.
-    message = chat_step.message(chat["id"], 1, 1)
+    message = catalog.CHAT_STEP.message(chat["id"], 1, 1)
     broker = get_broker()
     broker.enqueue(message)
     broker.enqueue(message)

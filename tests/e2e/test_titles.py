@@ -35,7 +35,7 @@ def test_regenerate_and_propose(farm: Farm, caller: Caller, other_caller: Caller
 
 
 def test_concurrent_regeneration_is_409(farm: Farm, caller: Caller) -> None:
-    from workers.actors.chat import title_lock_key
+    from agentfarm.tasks.title_jobs import title_lock_key
 
     chat = caller.create_chat("[[reply: ok]]")
     farm.redis.set(title_lock_key(chat["id"]), "1", ex=30)

@@ -257,11 +257,11 @@ def test_worker_killed_during_a_tool_call(
         _wait_for_running_call(chat["id"])
         os.killpg(victim.proc.pid, signal.SIGKILL)
         victim.proc.wait(timeout=10)
-        from workers.actors.chat import chat_recover_stale
+        from agentfarm.tasks import catalog
 
         deadline = time.monotonic() + 40
         while caller.chat(chat["id"])["status"] != "waiting" and time.monotonic() < deadline:
-            chat_recover_stale.send()
+            catalog.RECOVER_STALE.send()
             time.sleep(0.5)
         (result,) = tool_results(caller, chat["id"])
         assert result["is_error"] is True
@@ -315,7 +315,7 @@ def test_sandboxed_template_confines_writes_and_network(
 def test_idle_workspace_is_autostopped_and_can_be_started_again(
     farm: Farm, owner: Caller, caller: Caller
 ) -> None:
-    from workers.actors.workspaces import workspace_autostop
+    from agentfarm.tasks import catalog
 
     template = make_template(owner, autostop_ttl_ms=60_000)
     chat_id, workspace = create_workspace(caller, template)
@@ -331,7 +331,7 @@ def test_idle_workspace_is_autostopped_and_can_be_started_again(
             ),
             {"ids": [uuid.UUID(workspace["workspace_id"]), uuid.UUID(busy["workspace_id"])]},
         )
-    workspace_autostop.send()
+    catalog.WORKSPACE_AUTOSTOP.send()
     ws_url = f"/api/v2/workspaces/{workspace['workspace_id']}"
     deadline = time.monotonic() + 20
     while caller.http.get(ws_url).json()["status"] != "stopped" and time.monotonic() < deadline:

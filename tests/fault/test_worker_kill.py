@@ -144,10 +144,10 @@ def _state(chat_ids: list[str]) -> dict[str, sa.Row]:  # type: ignore[type-arg]
 
 
 def _send_recovery(stop: threading.Event) -> None:
-    from workers.actors.chat import chat_recover_stale
+    from agentfarm.tasks import catalog
 
     while not stop.wait(0.5):
-        chat_recover_stale.send()
+        catalog.RECOVER_STALE.send()
 
 
 @pytest.mark.timeout(300)
@@ -283,7 +283,7 @@ def test_a_chat_waiting_for_its_tool_calls_is_not_stale(farm: Farm, caller: Call
     """Between steps a chat's heartbeat is not refreshed: its unfinished tool calls carry it.
     The sweeper must repair the calls (re-send a lost one), not start a new step, which would
     prompt the model with tool calls that have no results (found by the kill test above)."""
-    from workers.actors.chat import chat_recover_stale
+    from agentfarm.tasks import catalog
 
     waiting, control = (caller.create_chat("[[reply: first]]")["id"] for _ in range(2))
     for chat_id in (waiting, control):
@@ -300,7 +300,7 @@ def test_a_chat_waiting_for_its_tool_calls_is_not_stale(farm: Farm, caller: Call
     deadline = time.monotonic() + 30
     while state(control).status != "waiting":
         assert time.monotonic() < deadline, "the stale control chat was never recovered"
-        chat_recover_stale.send()
+        catalog.RECOVER_STALE.send()
         time.sleep(0.3)
     held = state(waiting)
     assert (held.status, held.messages) == ("running", before)
@@ -325,7 +325,7 @@ def test_a_chat_waiting_for_its_tool_calls_is_not_stale(farm: Farm, caller: Call
     deadline = time.monotonic() + 30
     while state(waiting).status != "waiting":
         assert time.monotonic() < deadline, f"the lost call was never re-sent: {state(waiting)}"
-        chat_recover_stale.send()
+        catalog.RECOVER_STALE.send()
         time.sleep(0.3)
     with db.get_engine().connect() as conn:
         rows = transcripts(conn, [waiting])[waiting]

@@ -145,15 +145,15 @@ def test_every_metric_named_in_alerts_dashboard_and_adapter_is_scraped(
     # Then archived, aged past any retention window (at most 3650 days) and purged.
     resp = caller.http.patch(f"/api/experimental/chats/{chat['id']}", json={"archived": True})
     assert resp.status_code < 300, resp.text
+    from agentfarm.tasks import catalog
     from models import db
-    from workers.actors.retention import retention_purge
 
     with db.get_engine().begin() as conn:
         conn.execute(
             sa.text("UPDATE chats SET updated_at = now() - interval '3660 days' WHERE id = :id"),
             {"id": chat["id"]},
         )
-    retention_purge.send()
+    catalog.RETENTION_PURGE.send()
     scrape_until(urls, samples, wanted)
 
     missing, bad_labels = [], []

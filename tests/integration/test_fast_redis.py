@@ -36,7 +36,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from agentfarm.tasks.wakeable import (
+from agentfarm.tasks.wakeable import (  # noqa: E402
     TESTED_DRAMATIQ_VERSIONS,
     WAKE_KEY_TTL_MS,
     WakeableRedisBroker,

@@ -1,5 +1,5 @@
-"""The SDK client connection (``workers.integrations.mcp.connect``) and result conversion against real MCP
-servers: the test server over stdio, streamable HTTP and SSE, and the published
+"""The SDK client connection (``workers.integrations.mcp.connect``) and result conversion
+against real MCP servers: the test server over stdio, streamable HTTP and SSE, and the published
 ``mcp-server-time`` over stdio."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from mcp import StdioServerParameters
-from workers.integrations.mcp.workspace_config import ServerSpec, read_config, target
 
 from tests.fixtures.mcp_servers import (
     RunningServer,
@@ -17,6 +16,7 @@ from tests.fixtures.mcp_servers import (
     stdio_command,
 )
 from workers.integrations.mcp import connect, results
+from workers.integrations.mcp.workspace_config import ServerSpec, read_config, target
 
 TEST_TOOLS = {"echo", "forecast", "pixel", "documents", "whoami", "arguments", "write_file"}
 
@@ -64,8 +64,8 @@ def test_every_result_kind_over_stdio() -> None:
 
 
 def test_headers_reach_the_server_over_http_and_sse(
-    mcp_http_server: RunningServer,  # noqa: F811
-    mcp_sse_server: RunningServer,  # noqa: F811
+    mcp_http_server: RunningServer,
+    mcp_sse_server: RunningServer,
 ) -> None:
     for server, transport in ((mcp_http_server, "streamable_http"), (mcp_sse_server, "sse")):
         remote = connect.HttpTarget(server.url, transport, {"X-Api-Key": "k-1", "X-Team": "blue"})

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from agentfarm import external_auth
+from agentfarm.tasks.outbox import deferred_messages
 from models import db
 from models.insights import diff_statuses, git_links
 from tests.fixtures.farm import make_caller
@@ -188,7 +189,7 @@ def test_refresh_claims_stale_rows_and_sends_one_ingestion_each(env: Env) -> Non
     session = db.new_session()
     try:
         claimed = insights.refresh(session, now=now, limit=10_000)
-        outbox = list(session.info.get("agentfarm_outbox", []))
+        outbox = deferred_messages(session)
         session.flush()
         again = diff_statuses.claim_stale(
             session, now=now, limit=10_000, claim_for=timedelta(minutes=5)

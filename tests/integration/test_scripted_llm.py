@@ -18,9 +18,9 @@ import pytest
 # Must be set before litellm is imported, or it tries to download the cost map (no network).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
+import litellm
 
-from agentfarm.scripted_llm import ScriptedLLMServer  # noqa: E402
+from agentfarm.scripted_llm import ScriptedLLMServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

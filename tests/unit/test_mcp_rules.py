@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from mcp_types import CallToolResult, ImageContent, TextContent
-from workers.integrations.mcp.admin import allowed
 
 from agentfarm.mcp_oauth import needs_refresh
 from models.chat.tables import Chat
@@ -17,6 +16,7 @@ from models.errors import BadRequest
 from models.mcp.rules import clean_icon_url
 from models.mcp.tables import MCPServerConfig
 from workers.integrations.mcp import results
+from workers.integrations.mcp.admin import allowed
 from workers.tools.plan_mode import MCPTool, tool_refusal
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -6,27 +6,22 @@ from __future__ import annotations
 import logging
 import uuid
 
-import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from agentfarm.tasks.broker import get_broker
-from agentfarm.tasks.queues import Queue
+from agentfarm.integrations import webpush as push
+from agentfarm.tasks import catalog
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.push")
-get_broker()
 
 
-@dramatiq.actor(
-    actor_name="push.send",
-    queue_name=Queue.DEFAULT,
+@catalog.actor(
+    catalog.PUSH_SEND,
     max_retries=0,  # a notification is only useful now; failures are logged and counted
     time_limit=2 * 60 * 1000,  # each delivery has its own 10 s timeout
 )
 def push_send(chat_id: str, status: str) -> None:
     """Notify the owner of a root chat of its new status."""
-    from agentfarm.integrations import webpush as push
-
     rt = get_runtime()
     message = CurrentMessage.get_current_message()
     if message is not None and not rt.redis.set(

@@ -11,24 +11,17 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
 from agentfarm import metrics
-from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer
-from agentfarm.tasks.periodic import periodic
-from agentfarm.tasks.queues import Queue
 from models import db, retention
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.retention")
-get_broker()
 
 
-@periodic(every="retention_purge_every_s")
-@dramatiq.actor(
-    actor_name="retention.purge",
-    queue_name=Queue.SCHEDULED,
+@catalog.actor(
+    catalog.RETENTION_PURGE,
     max_retries=0,  # the scheduler sends it again next interval
     time_limit=60 * 1000,  # one batch: well under a second (bench/purge.py)
 )
@@ -38,7 +31,7 @@ def retention_purge() -> None:
     with db.session_scope() as session:
         batch = retention.purge_batch(session, batch_size=settings.retention_batch_size)
         if batch.full:
-            defer(session, retention_purge.message())
+            defer(session, catalog.RETENTION_PURGE.message())
     for table, rows in batch.deleted.items():
         metrics.PURGED_ROWS.labels(table).inc(rows)
     if batch.busy:

@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
 from agentfarm import metrics
-from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer
-from agentfarm.tasks.periodic import periodic
-from agentfarm.tasks.queues import Queue
 from models import db
 from models.usage import rollups as usage_rollups
 from workers.runtime import get_runtime
 
 log = logging.getLogger("agentfarm.usage")
-get_broker()
 
 
-@periodic(every="usage_rollup_every_s")
-@dramatiq.actor(
-    actor_name="usage.rollup",
-    queue_name=Queue.SCHEDULED,
+@catalog.actor(
+    catalog.USAGE_ROLLUP,
     max_retries=0,  # the scheduler sends it again next interval
     time_limit=120 * 1000,
 )
@@ -39,7 +32,7 @@ def usage_rollup() -> None:
     with db.session_scope() as session:
         batch = usage_rollups.rollup_batch(session, batch_size=settings.usage_rollup_batch_size)
         if batch.full:
-            defer(session, usage_rollup.message())
+            defer(session, catalog.USAGE_ROLLUP.message())
     metrics.ROLLUP_ROWS.inc(batch.consumed)
     if batch.busy:
         log.info("usage rollup already running elsewhere")

@@ -37,6 +37,7 @@ from agentfarm.integrations.github import (
     TokenRejected,
     pull_fields,
 )
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer, defer_call
 from models import db
 from models.base import utcnow
@@ -55,11 +56,9 @@ FINAL_STATES = ("merged", "closed")
 
 def refresh(session: Session, *, now: datetime, limit: int) -> list[uuid.UUID]:
     """Claim stale statuses and defer one ``insights.ingest_pr`` each (sent on commit)."""
-    from workers.actors.insights import insights_ingest_pr
-
     claimed = diff_statuses.claim_stale(session, now=now, limit=limit, claim_for=CLAIM_WINDOW)
     for chat_id in claimed:
-        defer(session, insights_ingest_pr.message(str(chat_id)))
+        defer(session, catalog.INSIGHTS_INGEST_PR.message(str(chat_id)))
     return claimed
 
 
@@ -216,5 +215,5 @@ def _apply(
 def _tell(watch: Callable[[str, Any], object], chat: Chat) -> None:
     try:
         watch("diff_status_change", chat)
-    except Exception:  # noqa: BLE001 - a watch event never fails the refresh
+    except Exception:
         log.warning("diff status watch failed", exc_info=True)

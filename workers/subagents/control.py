@@ -12,9 +12,11 @@ from sqlmodel import Session, select
 
 from agentfarm.chat_stream import events as ev
 from agentfarm.settings import get_settings
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer, defer_call
 from models.base import utcnow
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
 from models.enums import BUSY_STATUSES, ChatStatus, MessageRole, MessageVisibility
@@ -89,7 +91,7 @@ def _timeout_s(value: Any) -> int:
 def latest_report(session: Session, chat_id: uuid.UUID) -> str:
     """The newest non-empty assistant text the user can see (not a model-only message)."""
     rows = session.exec(
-        select(ChatMessage.content)  # type: ignore[call-overload]
+        select(ChatMessage.content)
         .where(
             ChatMessage.chat_id == chat_id,
             ChatMessage.role == MessageRole.ASSISTANT,
@@ -113,8 +115,6 @@ def latest_report(session: Session, chat_id: uuid.UUID) -> str:
 def _message(
     rt: WorkerRuntime, session: Session, target: Chat, args: dict[str, Any]
 ) -> dict[str, Any]:
-    from workers.actors.chat import chat_step
-
     text = args.get("message")
     if not isinstance(text, str) or not text.strip():
         raise SubagentError("message is required")
@@ -132,7 +132,7 @@ def _message(
             max_queue=get_settings().max_queue_size,
         )
         if interrupt:
-            interrupted = chat_rules.interrupt(target, promote_id=queued.id)
+            interrupted = transitions.interrupt(target, promote_id=queued.id)
         snapshot = [queued_json(q) for q in chat_rules.queued_messages(session, target.id)]
         events.append(ev.queue_event(target.id, snapshot))
         if interrupted:
@@ -146,8 +146,8 @@ def _message(
             created_by=target.owner_id,
             model_config_id=target.last_model_config_id,
         )
-        chat_rules.mark_pending(target)
-        defer(session, chat_step.message(str(target.id), target.generation, 1))
+        transitions.mark_pending(target)
+        defer(session, catalog.CHAT_STEP.message(str(target.id), target.generation, 1))
         events += [
             ev.message_event(target.id, message_json(message)),
             ev.status_event(target.id, ChatStatus.PENDING),
@@ -165,7 +165,7 @@ def _message(
 
 
 def _close(rt: WorkerRuntime, session: Session, target: Chat) -> dict[str, Any]:
-    if chat_rules.interrupt(target, stop_pending=True):
+    if transitions.interrupt(target, stop_pending=True):
         watch = ev.watch_chat(target)
         status = ev.status_event(target.id, target.status)
 

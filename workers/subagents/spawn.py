@@ -15,15 +15,21 @@ refused. Every target of wait/message/close must be a descendant of the calling 
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, select
 
+from agentfarm import metrics
 from agentfarm.chat_stream import events as ev
+from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer, defer_call
+from models import db
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.enums import (
     ChatMode,
@@ -32,6 +38,7 @@ from models.enums import (
 )
 from models.site import prompts
 from models.usage import limits as usage_limits
+from workers.runtime import WorkerRuntime
 from workers.subagents.control import run_control_tool
 from workers.subagents.specs import (
     COMPUTER_USE_INSTRUCTION,
@@ -47,6 +54,8 @@ from workers.subagents.specs import (
     SubagentError,
     child_json,
 )
+from workers.tools import calls as tool_calls
+from workers.tools import plan_mode
 
 __all__ = [
     "CONTROL_TOOLS",
@@ -60,6 +69,8 @@ __all__ = [
     "run_control_tool",
     "spawn_child",
 ]
+
+log = logging.getLogger("agentfarm.subagents")
 
 
 # ---------------------------------------------------------------- spawning
@@ -99,8 +110,6 @@ def spawn_child(
     instruction (with the mode's addition), copies of the parent's context-file and skill
     parts, then the task as the owner's user message.
     """
-    from workers.actors.chat import chat_step
-
     if parent.parent_chat_id is not None:
         raise SubagentError("delegated chats cannot create child subagents")
     prompt = args.get("prompt")
@@ -119,13 +128,13 @@ def spawn_child(
     if mode == ChatMode.EXPLORE:
         child.plan_mode = None  # explore children clear plan mode (§4.2)
     child.last_injected_context = parent.last_injected_context
-    chat_rules.mark_pending(child)
+    transitions.mark_pending(child)
     session.add(child)
     session.flush()
     instruction = DELEGATED_INSTRUCTION + {
         ChatMode.EXPLORE: EXPLORE_INSTRUCTION,
         ChatMode.COMPUTER_USE: COMPUTER_USE_INSTRUCTION,
-    }.get(mode, "")  # type: ignore[call-overload]
+    }.get(mode, "")  # type: ignore[arg-type]
     for text in (prompts.deployment_prompt(session), instruction):
         if text and text.strip():
             chat_rules.add_message(
@@ -152,14 +161,14 @@ def spawn_child(
         # Watchers hear `created` before the step that makes the child running can start.
         partial = ev.watch_chat(child)
         defer_call(session, lambda: announce(partial))
-    defer(session, chat_step.message(str(child.id), child.generation, 1))
+    defer(session, catalog.CHAT_STEP.message(str(child.id), child.generation, 1))
     return child
 
 
 def _context_parts(session: Session, chat_id: uuid.UUID) -> list[dict[str, Any]]:
     """Copies of the chat's persisted context-file and skill parts."""
     rows = session.exec(
-        select(ChatMessage.content).where(  # type: ignore[call-overload]
+        select(ChatMessage.content).where(
             ChatMessage.chat_id == chat_id,
             ChatMessage.role == MessageRole.SYSTEM,
             ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
@@ -171,3 +180,56 @@ def _context_parts(session: Session, chat_id: uuid.UUID) -> list[dict[str, Any]]
         for part in content or []
         if isinstance(part, dict) and part.get("type") in ("context-file", "skill")
     ]
+
+
+def run_spawn_call(rt: WorkerRuntime, call_id: uuid.UUID) -> None:
+    """Run one spawn_agent / spawn_explore_agent / spawn_computer_use_agent call.
+
+    The child, its first messages, the call's result and the child's first step commit
+    together: a redelivered message finds the call done (or, if a worker died mid-spawn,
+    reports the interruption like any tool call) and never creates a second child.
+    """
+    row = tool_calls.claim(rt, call_id)
+    if row is None:
+        return
+    started = time.perf_counter()
+    child_id = None
+    error = None
+    try:
+        with db.session_scope() as session:
+            parent = session.exec(
+                select(Chat).where(Chat.id == row.chat_id).with_for_update()
+            ).first()
+            if parent is None:
+                raise SubagentError("chat not found")
+            refusal = plan_mode.tool_refusal(row.tool_name, parent)
+            if refusal is not None:
+                raise SubagentError(refusal)
+            args = row.args if isinstance(row.args, dict) else {}
+            child = spawn_child(
+                session,
+                parent,
+                row.tool_name,
+                args,
+                announce=lambda partial: rt.events.watch("created", partial),
+            )
+            child_id = child.id
+            if not tool_calls.complete_in(rt, session, row.id, child_json(child), False):
+                session.rollback()  # the call finished elsewhere: no orphan child
+                child_id = None
+        is_error = False
+    except SubagentError as exc:
+        error = str(exc)
+        tool_calls.complete(rt, row.id, {"error": error}, True)
+        is_error = True
+    metrics.TOOL_CALLS.labels(row.tool_name, "error" if is_error else "ok").inc()
+    metrics.TOOL_DURATION.labels(row.tool_name).observe(time.perf_counter() - started)
+    log.info(
+        "subagent spawn %s",
+        "failed" if is_error else "ok",
+        extra={
+            "chat_id": str(row.chat_id),
+            "child_chat_id": str(child_id) if child_id else None,
+            "error": error,
+        },
+    )

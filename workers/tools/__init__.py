@@ -1,8 +1,14 @@
-"""Workspace tools: plain functions that act on a chat's workspace directory on this host.
+"""Tools of a step: the fan-out and fan-in of its calls (``calls``), which implementation
+runs a call (``dispatch``), the tool set offered to the model (``toolset``), platform and
+plan-mode tools, workspace lifecycle on its host (``workspaces``), and the workspace tools.
 
-Nothing here touches the broker or the database. Each tool takes a :class:`WorkspaceContext`
-and the model's JSON arguments and returns a JSON-serialisable result; :func:`run_tool` wraps
-validation and error handling so a caller gets ``(result, is_error)`` and never an exception.
+The workspace tools themselves (``registry``, ``files``, ``edits``, ``processes`` ...) are plain
+functions on a directory that touch neither the broker nor the database: each takes a
+:class:`WorkspaceContext` and the model's JSON arguments and returns a JSON-serialisable
+result; :func:`run_tool` wraps validation and errors into ``(result, is_error)``.
+
+May import: ``workers.subagents.specs``, ``workers.integrations``, ``workers.runtime``,
+``agentfarm.tasks``/``chat_stream``/``integrations``, ``models``.
 """
 
 from workers.tools.base import ToolError, ToolResult, WorkspaceContext

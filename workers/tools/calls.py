@@ -14,28 +14,28 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from agentfarm.chat_stream import events as ev
 from agentfarm.integrations import webpush as push
-from agentfarm.tasks import hosts
+from agentfarm.tasks import catalog, hosts
 from agentfarm.tasks.outbox import defer, defer_call
 from agentfarm.tasks.queues import Queue
 from models import db
 from models.base import utcnow
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
 from models.enums import ChatStatus, MessageRole
 from models.workspaces.tables import ChatToolCall, ToolCallStatus, Workspace
 from workers.integrations.mcp.results import has_media
 from workers.runtime import WorkerRuntime
-from workers.subagents.spawn import SPAWN_TOOLS
+from workers.subagents.specs import SPAWN_TOOLS
 from workers.tools.plan_mode import TURN_ENDING_TOOLS
 
 log = logging.getLogger("agentfarm.tools")
@@ -89,16 +89,11 @@ def record_calls(
 
 def spawn_message(call_id: uuid.UUID) -> dramatiq.Message[Any]:
     """Spawning a subagent is its own actor (creates the child and finishes the call)."""
-    from workers.actors.subagents import subagent_spawn
-
-    return subagent_spawn.message(str(call_id))
+    return catalog.SUBAGENT_SPAWN.message(str(call_id))
 
 
 def tool_run_message(call_id: uuid.UUID, queue: str) -> dramatiq.Message[Any]:
-    from workers.actors.tools import tool_run
-
-    message = tool_run.message(str(call_id))
-    return message.copy(queue_name=queue)
+    return catalog.TOOL_RUN.message(str(call_id), queue=queue)
 
 
 def _workspace_host(session: Session, chat: Chat) -> str | None:
@@ -185,119 +180,126 @@ def requeue(rt: WorkerRuntime, call_id: uuid.UUID, delay_ms: int) -> bool:
             return False
         row.status = ToolCallStatus.QUEUED
         row.worker_id = None
-        message = tool_run_message(row.id, Queue.DEFAULT)
-
-        def send() -> None:
-            dramatiq.get_broker().enqueue(message, delay=delay_ms)
-
-        defer_call(session, send)
+        defer(session, tool_run_message(row.id, Queue.DEFAULT), delay_ms=delay_ms)
         return True
 
 
 def _complete_step_if_done(rt: WorkerRuntime, session: Session, row: ChatToolCall) -> None:
-    complete_step_if_done(session, row, rt.events.publish)
+    complete_step_if_done(rt, session, row.chat_id, row.step_key, row.generation)
 
 
-def complete_step_if_done(session: Session, row: ChatToolCall, publish: Callable[..., Any]) -> None:
-    """If every call of the step is done, write the tool messages and send the next step.
+def finish_step(rt: WorkerRuntime, chat_id: uuid.UUID, step_key: str) -> str:
+    """The fan-in run on its own (``tool.finish_step``): after a client posted the step's
+    last results, or when recovery finds a step whose results were never written back."""
+    with db.session_scope() as session:
+        generation = session.exec(
+            select(ChatToolCall.generation).where(
+                ChatToolCall.chat_id == chat_id, ChatToolCall.step_key == step_key
+            )
+        ).first()
+        if generation is None:
+            return "no calls"
+        return complete_step_if_done(rt, session, chat_id, step_key, generation)
 
-    Used by ``tool.run`` and by the API when a client posts dynamic-tool results.
-    """
-    from workers.actors.chat import chat_step
 
-    chat = session.exec(select(Chat).where(Chat.id == row.chat_id).with_for_update()).first()
+def complete_step_if_done(
+    rt: WorkerRuntime, session: Session, chat_id: uuid.UUID, step_key: str, generation: int
+) -> str:
+    """If every call of the step is done, write the tool messages and send the next step."""
+    chat = session.exec(select(Chat).where(Chat.id == chat_id).with_for_update()).first()
     if chat is None:
-        return
+        return "no chat"
     calls = list(
         session.exec(
             select(ChatToolCall)
-            .where(ChatToolCall.chat_id == row.chat_id, ChatToolCall.step_key == row.step_key)
+            .where(ChatToolCall.chat_id == chat_id, ChatToolCall.step_key == step_key)
             .order_by(ChatToolCall.position)  # type: ignore[arg-type]
         )
     )
     if any(c.status != ToolCallStatus.DONE for c in calls):
-        return
+        return "calls pending"
+    first_key = f"{step_key}:tool:{calls[0].tool_call_id}" if calls else None
+    if (
+        first_key is None
+        or session.exec(
+            select(ChatMessage.id).where(
+                ChatMessage.chat_id == chat_id, ChatMessage.step_key == first_key
+            )
+        ).first()
+    ):
+        return "already written"  # another fan-in of this step got here first
     # An edit may have soft-deleted the step's assistant message meanwhile: its results are
     # then part of the dropped history too (never shown, never in a prompt).
     dropped = bool(
         session.exec(
-            select(ChatMessage.deleted).where(  # type: ignore[call-overload]
-                ChatMessage.chat_id == row.chat_id, ChatMessage.step_key == row.step_key
+            select(ChatMessage.deleted).where(
+                ChatMessage.chat_id == chat_id, ChatMessage.step_key == step_key
             )
         ).first()
     )
-    messages = []
-    for call in calls:
-        part = {
-            "type": "tool-result",
-            "tool_call_id": call.tool_call_id,
-            "tool_name": call.tool_name,
-            "result": call.result,
-        }
-        if call.is_error:
-            part["is_error"] = True
-        if call.mcp_server_config_id is not None:
-            part["mcp_server_config_id"] = str(call.mcp_server_config_id)
-        if has_media(call.result):
-            part["is_media"] = True
-        messages.append(
-            chat_rules.add_message(
-                session,
-                chat,
-                MessageRole.TOOL,
-                [part],
-                step_key=f"{call.step_key}:tool:{call.tool_call_id}",
-                deleted=dropped,
-            )
+    messages = [
+        chat_rules.add_message(
+            session,
+            chat,
+            MessageRole.TOOL,
+            [_result_part(call)],
+            step_key=f"{call.step_key}:tool:{call.tool_call_id}",
+            deleted=dropped,
         )
+        for call in calls
+    ]
     events = [] if dropped else [ev.message_event(chat.id, message_json(m)) for m in messages]
-    still_ours = (
-        chat.generation == row.generation
-        and chat.status == ChatStatus.RUNNING
-        and chat.worker_id is None
-    )
     watch = None
+
+    def announce() -> None:  # before the next step is sent: its events come after these
+        if events or watch is not None:
+            rt.events.publish(chat_id, *events, watch=watch)
+
+    defer_call(session, announce)
+    still_ours = chat.generation == generation and transitions.between_steps(chat)
+    outcome = "written"
     if still_ours and any(c.tool_name in TURN_ENDING_TOOLS and not c.is_error for c in calls):
         # Plan mode: a proposed plan (or a question to the user) ends the turn (§4.3).
         events += _end_turn(session, chat)
         watch = ev.watch_chat(chat)
+        outcome = "turn ended"
     elif still_ours:
         chat.heartbeat_at = utcnow()
-        defer(session, chat_step.message(str(chat.id), chat.generation, 1))
-    session.info.setdefault("after_commit_events", []).append((chat.id, events, watch))
-    _publish_after_commit(session, publish)
+        defer(session, catalog.CHAT_STEP.message(str(chat.id), chat.generation, 1))
+        outcome = "continued"
+    return outcome
+
+
+def _result_part(call: ChatToolCall) -> dict[str, Any]:
+    part = {
+        "type": "tool-result",
+        "tool_call_id": call.tool_call_id,
+        "tool_name": call.tool_name,
+        "result": call.result,
+    }
+    if call.is_error:
+        part["is_error"] = True
+    if call.mcp_server_config_id is not None:
+        part["mcp_server_config_id"] = str(call.mcp_server_config_id)
+    if has_media(call.result):
+        part["is_media"] = True
+    return part
 
 
 def _end_turn(session: Session, chat: Chat) -> list[dict[str, Any]]:
     """End the run as a step without tool calls would: promote a queued message, else wait."""
-    from workers.actors.chat import chat_step
-
     promoted = chat_rules.promote_queued(session, chat)
     if promoted is not None:
-        defer(session, chat_step.message(str(chat.id), chat.generation, 1))
+        defer(session, catalog.CHAT_STEP.message(str(chat.id), chat.generation, 1))
         queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
         return [
             ev.message_event(chat.id, message_json(promoted)),
             ev.queue_event(chat.id, queue),
             ev.status_event(chat.id, ChatStatus.PENDING),
         ]
-    chat.status = ChatStatus.WAITING
-    chat.worker_id = None
-    chat.started_at = None
-    chat.heartbeat_at = None
-    chat.updated_at = utcnow()
+    transitions.end_turn(chat)
     push.defer_notification(session, chat, ChatStatus.WAITING)  # web push, after commit
     return [ev.status_event(chat.id, ChatStatus.WAITING)]
-
-
-def _publish_after_commit(session: Session, publish: Callable[..., Any]) -> None:
-    @sa.event.listens_for(session, "after_commit", once=True)
-    def _publish(sess: Session) -> None:
-        for chat_id, events, watch in sess.info.pop("after_commit_events", []):
-            if watch is not None:
-                publish(chat_id, *events, watch=watch)
-            elif events:
-                publish(chat_id, *events)
 
 
 def interrupted_calls(rt: WorkerRuntime) -> list[uuid.UUID]:

@@ -114,6 +114,6 @@ def after_tool(chat_id: uuid.UUID, tool_name: str, root: Path, args: dict[str, A
         if changed:
             log.info("git ref reported", extra={"chat_id": str(owner), "branch": branch})
         return changed
-    except Exception:  # noqa: BLE001 - a report never fails the tool call
+    except Exception:
         log.warning("git ref report failed", exc_info=True, extra={"chat_id": str(chat_id)})
         return False

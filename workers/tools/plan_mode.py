@@ -20,7 +20,7 @@ from models.chat.tables import Chat
 from models.enums import ChatMode, PlanMode
 from models.workspaces import rules as workspace_rules
 
-PLAN_INSTRUCTIONS_KEY = "plan_mode_instructions"
+PLAN_INSTRUCTIONS_KEY = workspace_rules.PLAN_INSTRUCTIONS_KEY
 PLAN_FILE_CAP = 32 * 1024
 TURN_ENDING_TOOLS = frozenset({"propose_plan", "ask_user_question"})
 

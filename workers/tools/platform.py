@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from agentfarm.tasks import hosts
+from agentfarm.tasks import catalog, hosts
 from agentfarm.tasks.outbox import defer
 from models import db
 from models.base import utcnow
@@ -143,7 +143,7 @@ def _pick_host(rt: WorkerRuntime, session: Session) -> str:
     live = hosts.live_hosts(rt.redis, rt.settings.host_ttl_s)
     if not live:
         raise PlatformToolError("no workspace host is available right now; try again later")
-    counts = dict(
+    counts = dict(  # type: ignore[var-annotated]
         session.execute(
             select(Workspace.host, sa.func.count())
             .where(Workspace.status.in_(["pending", "running"]))  # type: ignore[attr-defined]
@@ -212,9 +212,7 @@ def start_workspace(rt: WorkerRuntime, chat_id: uuid.UUID, args: dict[str, Any])
 
 
 def provision_message(workspace_id: uuid.UUID, host: str) -> Any:
-    from workers.actors.workspaces import workspace_provision
-
-    return workspace_provision.message(str(workspace_id)).copy(queue_name=hosts.host_queue(host))
+    return catalog.WORKSPACE_PROVISION.message(str(workspace_id), queue=hosts.host_queue(host))
 
 
 def _wait_running(workspace_id: uuid.UUID) -> Workspace:

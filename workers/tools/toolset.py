@@ -19,11 +19,16 @@ from sqlmodel import Session, select
 
 from models.chat.tables import Chat
 from models.enums import ChatMode, PlanMode
-from workers.subagents.spawn import ORCHESTRATION_TOOLS, SUBAGENT_TOOL_SPECS
+from models.providers.tables import ChatProvider
+from models.workspaces import rules as workspace_rules
+from workers.subagents.specs import ORCHESTRATION_TOOLS, SUBAGENT_TOOL_SPECS
+from workers.tools.base import WorkspaceContext
+from workers.tools.context_files import SkillError, read_skill, read_skill_file
 from workers.tools.plan_mode import PLAN_TOOL_SPECS, TURN_ENDING_TOOLS, tool_refusal
 from workers.tools.platform import PLATFORM_TOOL_SPECS
+from workers.tools.registry import WORKSPACE_TOOLS, openai_tools, run_tool
 
-DESKTOP_ENABLED_KEY = "desktop_enabled"
+DESKTOP_ENABLED_KEY = workspace_rules.DESKTOP_ENABLED_KEY
 
 PLATFORM_TOOLS = frozenset(PLATFORM_TOOL_SPECS)
 SKILL_TOOLS = frozenset({"read_skill", "read_skill_file"})
@@ -51,7 +56,6 @@ SKILL_TOOL_SPECS: dict[str, dict[str, Any]] = {
 def workspace_tool_names() -> frozenset[str]:
     """Tools that run on the host that owns the chat's workspace (propose_plan reads the
     plan file there)."""
-    from workers.tools.registry import WORKSPACE_TOOLS
 
     return frozenset(WORKSPACE_TOOLS) | SKILL_TOOLS | {"propose_plan"}
 
@@ -85,8 +89,6 @@ def client_tools(chat: Chat) -> frozenset[str]:
 def computer_use_enabled(session: Session) -> bool:
     """spawn_computer_use_agent is offered only when an Anthropic provider has a key and the
     deployment turned the virtual desktop on (§4.2)."""
-    from models.providers.tables import ChatProvider
-    from models.workspaces import rules as workspace_rules
 
     desktop = workspace_rules.get_setting(session, DESKTOP_ENABLED_KEY) or {}
     if not desktop.get("enable_desktop"):
@@ -108,7 +110,6 @@ def offered_tools(
     with a built-in tool are not offered (Coder only notices the collision when the loop
     runs; refusing it here keeps built-ins safe).
     """
-    from workers.tools.registry import WORKSPACE_TOOLS, openai_tools
 
     tools = openai_tools(WORKSPACE_TOOLS)
     if has_skills:
@@ -144,9 +145,6 @@ def run_workspace_tool(
     network: str,
 ) -> tuple[Any, bool]:
     """Run a workspace or skill tool against a local workspace directory."""
-    from workers.tools.base import WorkspaceContext
-    from workers.tools.context_files import SkillError, read_skill, read_skill_file
-    from workers.tools.registry import run_tool
 
     if name in SKILL_TOOLS:
         try:

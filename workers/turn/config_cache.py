@@ -70,7 +70,7 @@ class ConfigView:
         found, value = self._cache._get(self._stamp, key)
         if found:
             metrics.CONFIG_CACHE.labels("hit").inc()
-            return value  # type: ignore[no-any-return]
+            return value
         metrics.CONFIG_CACHE.labels("miss").inc()
         value = load()
         self._cache._put(self._stamp, key, value)

@@ -16,28 +16,32 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from models import db
+
 # Must be set before litellm is imported: otherwise it fetches its price map from the network
 # at import and may swap prices later from a background thread.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import sys  # noqa: E402
-import threading  # noqa: E402
-from types import ModuleType  # noqa: E402
+import sys
+import threading
+from types import ModuleType
 
-import httpx  # noqa: E402
-from redis.exceptions import RedisError  # noqa: E402
+import httpx
+from redis.exceptions import RedisError
 
-from agentfarm.settings import get_settings  # noqa: E402
-from models.enums import LITELLM_PREFIX, ErrorKind  # noqa: E402
-from models.providers.model_options import reasoning_effort_for  # noqa: E402
-from workers.turn import openai_wire  # noqa: E402
+from agentfarm.settings import get_settings
+from models.enums import LITELLM_PREFIX, ErrorKind
+from models.providers.model_options import reasoning_effort_for
+from workers.turn import openai_wire
+from workers.turn.llm_errors import KIND_MESSAGES, LLMError, classify
 
 _litellm_lock = threading.Lock()
 
 
 def _litellm() -> ModuleType:
     """litellm, imported on first use: it costs ~130 MB of RSS and seconds of import, and a
-    worker whose models all speak OpenAI's protocol (``workers.turn.openai_wire``) never needs it."""
+    worker whose models all speak OpenAI's protocol (``workers.turn.openai_wire``) never needs
+    it."""
     with _litellm_lock:
         loaded = sys.modules.get("litellm")
         if loaded is not None and getattr(loaded, "_agentfarm_ready", False):
@@ -48,46 +52,8 @@ def _litellm() -> ModuleType:
         litellm.telemetry = False
         litellm.disable_hf_tokenizer_download = True
         litellm.turn_off_message_logging = True
-        litellm._agentfarm_ready = True  # type: ignore[attr-defined]
+        litellm._agentfarm_ready = True
         return litellm
-
-
-RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504, 529}
-_NON_RETRYABLE_PATTERNS = (
-    "invalid api key",
-    "unauthorized",
-    "forbidden",
-    "authentication",
-    "model not found",
-    "context length exceeded",
-    "context_length_exceeded",
-    "quota",
-    "billing",
-    "canceled",
-    "deadline",
-)
-_RETRYABLE_PATTERNS = (
-    "overloaded",
-    "rate limit",
-    "too many requests",
-    "server error",
-    "connection reset",
-    "connection refused",
-    "eof",
-    "broken pipe",
-    "timeout",
-    "timed out",
-    "unavailable",
-)
-KIND_MESSAGES = {
-    ErrorKind.OVERLOADED: "The model provider is overloaded.",
-    ErrorKind.RATE_LIMIT: "The model provider is rate limiting requests.",
-    ErrorKind.TIMEOUT: "The request to the model provider timed out.",
-    ErrorKind.STARTUP_TIMEOUT: "The model provider did not start responding in time.",
-    ErrorKind.AUTH: "The model provider rejected the credentials.",
-    ErrorKind.CONFIG: "The model is not configured correctly.",
-    ErrorKind.GENERIC: "The model provider returned an error.",
-}
 
 
 @dataclass
@@ -104,91 +70,6 @@ class ResolvedModel:
     @property
     def litellm_model(self) -> str:
         return f"{LITELLM_PREFIX.get(self.provider, self.provider)}/{self.model}"
-
-
-class LLMError(Exception):
-    """A classified model-call failure."""
-
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        retryable: bool,
-        status_code: int | None = None,
-        provider: str | None = None,
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.retryable = retryable
-        self.status_code = status_code
-        self.provider = provider
-
-    def event_payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message": self.message,
-            "kind": str(self.kind),
-            "retryable": self.retryable,
-        }
-        if self.provider:
-            out["provider"] = self.provider
-        if self.status_code:
-            out["status_code"] = self.status_code
-        return out
-
-
-def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
-    """Map any exception from a model call to Coder's error kinds and retryability."""
-    if isinstance(exc, LLMError):
-        return exc
-    status = getattr(exc, "status_code", None)
-    status = status if isinstance(status, int) else None
-    text = str(exc).lower()
-    detail = _short(str(exc))
-
-    def err(kind: ErrorKind, retryable: bool) -> LLMError:
-        return LLMError(
-            kind,
-            f"{KIND_MESSAGES[kind]} {detail}".strip(),
-            retryable=retryable,
-            status_code=status,
-            provider=provider,
-        )
-
-    lt = sys.modules.get("litellm")
-    timeouts: tuple[type[BaseException], ...] = (httpx.TimeoutException, TimeoutError)
-    if lt is not None:
-        timeouts += (lt.Timeout,)
-    if isinstance(exc, timeouts):
-        return err(ErrorKind.TIMEOUT, True)
-    # Non-retryable text wins over the status (Coder checks these first): OpenAI answers an
-    # exhausted quota or billing problem with a 429 that no amount of waiting fixes.
-    if any(p in text for p in _NON_RETRYABLE_PATTERNS):
-        auth = status in (401, 403) or "key" in text or "auth" in text
-        return err(ErrorKind.AUTH if auth else ErrorKind.CONFIG, False)
-    if status in (401, 403):
-        return err(ErrorKind.AUTH, False)
-    if status == 429:
-        return err(ErrorKind.RATE_LIMIT, True)
-    if status in (503, 529):
-        return err(ErrorKind.OVERLOADED, True)
-    if status in RETRYABLE_STATUS:
-        return err(ErrorKind.GENERIC, True)
-    if status is not None and 400 <= status < 500:
-        return err(ErrorKind.CONFIG, False)
-    if "overloaded" in text:
-        return err(ErrorKind.OVERLOADED, True)
-    if "rate limit" in text or "too many requests" in text:
-        return err(ErrorKind.RATE_LIMIT, True)
-    if any(p in text for p in _RETRYABLE_PATTERNS):
-        return err(ErrorKind.TIMEOUT if "time" in text else ErrorKind.GENERIC, True)
-    return err(ErrorKind.GENERIC, False)
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -337,7 +218,7 @@ def _open_stream(
         chunks = openai_wire.stream(
             url, model.api_key, body, timeout=timeout, set_closer=hooks.set_closer
         )
-        return chunks, _absorb_raw, chunks.close
+        return chunks, _absorb_raw, chunks.close  # type: ignore[attr-defined]
     kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
     kwargs.setdefault("max_tokens", max_output_tokens)
     response = _litellm().completion(
@@ -522,8 +403,6 @@ def needs_litellm() -> bool:
     """Whether an enabled provider is served through litellm (not the direct path)."""
     import sqlalchemy as sa
 
-    from models import db
-
     if not get_settings().llm_direct_openai:
         return True
     direct = sorted(openai_wire.DIRECT_PROVIDERS)
@@ -550,5 +429,5 @@ def warm_up() -> None:
         )
         for _chunk in response:
             pass
-    except Exception:  # noqa: BLE001 - warming is an optimisation, never a boot failure
+    except Exception:
         logging.getLogger("agentfarm.llm").warning("litellm warm-up failed", exc_info=True)

@@ -16,9 +16,11 @@ from sqlmodel import Session, select
 from agentfarm import metrics
 from agentfarm.chat_stream import events as ev
 from agentfarm.integrations import webpush as push
+from agentfarm.tasks import catalog
+from agentfarm.tasks.outbox import defer
 from models import db
-from models.base import utcnow
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
 from models.enums import ChatStatus, MessageRole
@@ -36,8 +38,6 @@ def persist_step(
     rt: WorkerRuntime, taken: TakenStep, output: StepOutput, *, runtime_ms: int
 ) -> StepResult:
     """Write the step and decide what the chat does next, in one transaction."""
-    from agentfarm.tasks.outbox import defer  # local: enqueue registers session hooks
-
     published: list[dict[str, Any]] = []
     watch: dict[str, Any] | None = None
     with db.session_scope() as session:
@@ -62,9 +62,7 @@ def persist_step(
             # waiting by the interrupt; the stream repeats it after the partial, watch does not).
             watch = ev.watch_chat(chat)
         if next_generation is not None:
-            from workers.actors.chat import chat_step
-
-            defer(session, chat_step.message(str(chat.id), next_generation, 1))
+            defer(session, catalog.CHAT_STEP.message(str(chat.id), next_generation, 1))
     if published:
         rt.events.publish(taken.chat_id, *published, watch=watch)
     for event in published:
@@ -173,13 +171,11 @@ def _decide_next(
     if held and output.tool_calls and not output.stopped:
         # Between steps: still running, no worker holds it; the tool calls run as their own
         # messages and the last one to finish sends the next step.
-        chat.worker_id = None
-        chat.heartbeat_at = utcnow()
+        transitions.release_between_steps(chat)
         client_calls = [c for c in output.tool_calls if c.name in taken.client_tools]
         if client_calls:
             # The client runs these (unsafe_dynamic_tools) and posts the results.
-            chat.status = ChatStatus.REQUIRES_ACTION
-            chat.updated_at = utcnow()
+            transitions.require_action(chat)
             published.append(ev.action_required_event(chat.id, client_calls))
             published.append(ev.status_event(chat.id, ChatStatus.REQUIRES_ACTION))
         return None
@@ -197,11 +193,7 @@ def _decide_next(
             published.append(ev.status_event(chat.id, ChatStatus.PENDING))
             return chat.generation
     if held:
-        chat.status = ChatStatus.WAITING
-        chat.worker_id = None
-        chat.started_at = None
-        chat.heartbeat_at = None
-        chat.updated_at = utcnow()
+        transitions.end_turn(chat)
     # Interrupted runs were already set to waiting by the interrupt; say so after the partial.
     published.append(ev.status_event(chat.id, chat.status))
     return None

@@ -24,6 +24,7 @@ from models.chat.files import ChatFile, file_ids_in, load_files
 from models.chat.rules import parts_text
 from models.chat.tables import ChatMessage
 from models.enums import MessageRole, MessageVisibility
+from workers.tools.context_files import context_prompt
 
 # Text-like files are inlined into the prompt up to this many bytes.
 MAX_INLINE_FILE_BYTES = 64 * 1024
@@ -73,7 +74,7 @@ def latest_summary(session: Session, chat_id: uuid.UUID) -> PromptRow | None:
         session,
         _visible_to_model(chat_id)
         .where(ChatMessage.compressed.is_(True), ChatMessage.role == MessageRole.SYSTEM)  # type: ignore[attr-defined]
-        .order_by(sa.desc(ChatMessage.id))  # type: ignore[arg-type]
+        .order_by(sa.desc(ChatMessage.id))  # type: ignore[call-overload]
         .limit(1),
     )
     return found[0] if found else None
@@ -99,9 +100,9 @@ def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[PromptRow]:
     if summary is not None:
         boundary = summary_boundary(summary)
         stmt = stmt.where(
-            sa.or_(ChatMessage.role == MessageRole.SYSTEM, ChatMessage.id > boundary)  # type: ignore[operator]
+            sa.or_(ChatMessage.role == MessageRole.SYSTEM, ChatMessage.id > boundary)  # type: ignore[arg-type, operator]
         )
-    rows = _rows(session, stmt.order_by(sa.asc(ChatMessage.id)))  # type: ignore[arg-type]
+    rows = _rows(session, stmt.order_by(sa.asc(ChatMessage.id)))  # type: ignore[call-overload]
     if summary is None:
         return rows
     head = [r for r in rows if r.id <= boundary]
@@ -128,7 +129,6 @@ def to_llm_messages(
     ``load_prompt_files``): images become ``image_url`` parts, text-like files a text block,
     anything else a placeholder.
     """
-    from workers.tools.context_files import context_prompt
 
     out: list[dict[str, Any]] = []
     for row in rows:

@@ -5,29 +5,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from agentfarm.chat_stream import events as ev
+from agentfarm.tasks import catalog
+from agentfarm.tasks.hosts import host_queue
 from agentfarm.tasks.outbox import defer
+from agentfarm.tasks.queues import Queue
 from models import db
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat
 from models.enums import ChatStatus
 from workers.runtime import WorkerRuntime
+from workers.subagents.specs import SPAWN_TOOLS
+from workers.tools import calls as tool_calls
+from workers.tools import toolset
 
-STALE_SQL = sa.text(
-    """
-    UPDATE chats SET status = 'pending', generation = generation + 1, worker_id = NULL,
-           started_at = NULL, heartbeat_at = NULL, last_error = NULL, updated_at = now()
-     WHERE status = 'running'
-       AND coalesce(heartbeat_at, updated_at) < now() - make_interval(secs => :stale)
-       -- Between steps, unfinished tool calls carry the chat on (recover_tool_calls repairs
-       -- them): a new step now would prompt the model with calls that have no results.
-       AND NOT (worker_id IS NULL AND EXISTS (
-             SELECT 1 FROM chat_tool_calls tc
-              WHERE tc.chat_id = chats.id AND tc.generation = chats.generation
-                AND tc.status IN ('queued', 'running')))
-    RETURNING id, generation, owner_id, title, status, created_at, updated_at,
-              parent_chat_id, root_chat_id, workspace_id
-    """
-)
 LOST_WAKEUP_SQL = sa.text(
     """
     SELECT id, generation FROM chats
@@ -48,11 +39,9 @@ ORPHAN_PROMOTION_SQL = sa.text(
 
 def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
     """Repair chats left behind by dead workers or lost queue messages."""
-    from workers.actors.chat import chat_step
-
     stale_s = rt.settings.stale_after_s
     with db.session_scope() as session:
-        stale = session.execute(STALE_SQL, {"stale": stale_s}).all()
+        stale = transitions.restart_stale(session, stale_s)
         lost = session.execute(LOST_WAKEUP_SQL, {"stale": min(stale_s, 120.0)}).all()
         if lost:
             session.execute(TOUCH_SQL, {"ids": [row.id for row in lost]})
@@ -66,7 +55,7 @@ def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
             if chat_rules.promote_queued(session, chat, promote_id) is not None:
                 promoted.append((chat.id, chat.generation, ev.watch_chat(chat)))
         for chat_id, generation, *_ in [*stale, *lost, *promoted]:
-            defer(session, chat_step.message(str(chat_id), generation, 1))
+            defer(session, catalog.CHAT_STEP.message(str(chat_id), generation, 1))
     repaired = [(row.id, row) for row in stale]
     for chat_id, _, watch in promoted:
         repaired.append((chat_id, watch))
@@ -94,14 +83,25 @@ LOST_TOOL_CALLS_SQL = sa.text(
 )
 
 
+# Steps whose calls are all done but whose results were never written back (the fan-in's
+# message was lost): the chat is between steps and nothing else would move it on.
+UNFINISHED_FAN_IN_SQL = sa.text(
+    """
+    SELECT DISTINCT tc.chat_id, tc.step_key FROM chats c
+      JOIN chat_tool_calls tc ON tc.chat_id = c.id AND tc.generation = c.generation
+     WHERE c.status = 'running' AND c.worker_id IS NULL
+       AND coalesce(c.heartbeat_at, c.updated_at) < now() - make_interval(secs => :after)
+       AND tc.status = 'done'
+       AND NOT EXISTS (SELECT 1 FROM chat_messages m WHERE m.chat_id = tc.chat_id
+                        AND m.step_key = tc.step_key || ':tool:' || tc.tool_call_id)
+       AND NOT EXISTS (SELECT 1 FROM chat_tool_calls o WHERE o.chat_id = tc.chat_id
+                        AND o.step_key = tc.step_key AND o.status <> 'done')
+    """
+)
+
+
 def recover_tool_calls(rt: WorkerRuntime) -> int:
     """Finish calls whose worker died as interrupted; re-send calls whose message was lost."""
-    from agentfarm.tasks.hosts import host_queue
-    from agentfarm.tasks.queues import Queue
-    from workers.subagents.spawn import SPAWN_TOOLS
-    from workers.tools import calls as tool_calls
-    from workers.tools import toolset
-
     dead = tool_calls.interrupted_calls(rt)
     for call_id in dead:
         tool_calls.claim(rt, call_id)
@@ -117,4 +117,7 @@ def recover_tool_calls(rt: WorkerRuntime) -> int:
                 continue
             queue = host_queue(host) if host and tool in workspace_tools else Queue.DEFAULT
             defer(session, tool_calls.tool_run_message(call_id, queue))
+        unfinished = session.execute(UNFINISHED_FAN_IN_SQL, {"after": after}).all()
+        for chat_id, step_key in unfinished:
+            defer(session, catalog.FINISH_STEP.message(str(chat_id), step_key))
     return len(dead)

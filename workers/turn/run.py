@@ -22,14 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from agentfarm import metrics
+from agentfarm import logs, metrics
 from agentfarm.chat_stream import events as ev
 from agentfarm.integrations import webpush as push
-from agentfarm.tasks import hosts
-from agentfarm.tasks.broker import get_broker
+from agentfarm.tasks import catalog, hosts
 from models import db
 from models.base import utcnow
 from models.chat import rules as chat_rules
+from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.crypto import SecretsUnavailable
 from models.enums import ChatStatus, ErrorKind, MessageRole, PlanMode
@@ -114,19 +114,13 @@ def take_chat(
     if chat is None or chat.generation != generation:
         log.info("step dropped: stale generation", extra={"chat_id": str(chat_id)})
         return None
-    between_steps = chat.status == ChatStatus.RUNNING and chat.worker_id is None
-    if chat.status != ChatStatus.PENDING and not between_steps:
+    if not transitions.can_take(chat):
         log.info("step dropped: chat is %s", chat.status, extra={"chat_id": str(chat_id)})
         return None
     now = utcnow()
-    fresh = chat.status == ChatStatus.PENDING
-    chat.status = ChatStatus.RUNNING
-    chat.worker_id = rt.worker_id
-    chat.heartbeat_at = now
-    chat.updated_at = now
-    if fresh:
-        chat.started_at = now
+    fresh = transitions.take(chat, rt.worker_id, now)
     step_no = _steps_in_generation(session, chat_id, generation) + 1
+    logs.bind(step=step_no)
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
     config_view = config_cache.view(session)
@@ -206,13 +200,11 @@ def _workspace_line(workspace: Workspace | None) -> str:
 
 def _inject_context_first(rt: WorkerRuntime, taken: TakenStep) -> StepResult:
     """Release the chat and let the workspace host read the context, then step again."""
-    from workers.actors.workspaces import workspace_context
-
     assert taken.context_host is not None
     if not release_for_retry(rt, taken):
         return StepResult("abandoned", detail="lease lost before context injection")
-    message = workspace_context.message(str(taken.chat_id), taken.generation)
-    get_broker().enqueue(message.copy(queue_name=hosts.host_queue(taken.context_host)))
+    queue = hosts.host_queue(taken.context_host)
+    catalog.WORKSPACE_CONTEXT.send(str(taken.chat_id), taken.generation, queue=queue)
     return StepResult("context", detail=taken.context_host)
 
 
@@ -375,57 +367,13 @@ def _handle_llm_error(
 def release_for_retry(rt: WorkerRuntime, taken: TakenStep) -> bool:
     """Let go of the chat (still running, no worker) so the delayed retry can take it."""
     with db.session_scope() as session:
-        result = session.execute(
-            sa.update(Chat)
-            .where(
-                Chat.id == taken.chat_id,
-                Chat.generation == taken.generation,
-                Chat.status == ChatStatus.RUNNING,
-                Chat.worker_id == rt.worker_id,
-            )
-            .values(worker_id=None, heartbeat_at=sa.func.now())
-        )
-        return result.rowcount == 1  # type: ignore[attr-defined]
-
-
-# The columns of a watch event's partial Chat, for UPDATE … RETURNING.
-WATCH_COLUMNS = (
-    Chat.id,
-    Chat.owner_id,
-    Chat.title,
-    Chat.status,
-    Chat.created_at,
-    Chat.updated_at,
-    Chat.parent_chat_id,
-    Chat.root_chat_id,
-    Chat.workspace_id,
-)
+        return transitions.release_lease(session, taken.chat_id, taken.generation, rt.worker_id)
 
 
 def fail_run(rt: WorkerRuntime, chat_id: uuid.UUID, generation: int, error: LLMError) -> None:
     """End the run in ``error`` with the classified message, if the run is still ours."""
     with db.session_scope() as session:
-        result = session.execute(
-            sa.update(Chat)
-            .where(
-                Chat.id == chat_id,
-                Chat.generation == generation,
-                # pending: a failure while taking the chat (e.g. its provider is unavailable
-                # to the owner) rolled the take back; generation still pins it to this run.
-                Chat.status.in_((ChatStatus.RUNNING, ChatStatus.PENDING)),  # type: ignore[attr-defined]
-                sa.or_(Chat.worker_id == rt.worker_id, Chat.worker_id.is_(None)),  # type: ignore[union-attr]
-            )
-            .values(
-                status=ChatStatus.ERROR,
-                last_error=error.message,
-                worker_id=None,
-                started_at=None,
-                heartbeat_at=None,
-                updated_at=sa.func.now(),
-            )
-            .returning(*WATCH_COLUMNS)
-        )
-        row = result.first()
+        row = transitions.fail_run(session, chat_id, generation, rt.worker_id, error.message)
         if row is not None:
             push.defer_notification(session, row, ChatStatus.ERROR)  # web push, after commit
     if row is not None:

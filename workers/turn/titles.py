@@ -11,11 +11,12 @@ from sqlmodel import Session, select
 from models import db
 from models.chat import rules as chat_rules
 from models.chat.tables import Chat, ChatMessage
+from models.chat.transitions import WATCH_COLUMNS
 from models.enums import ErrorKind, MessageRole
 from models.providers.tables import ChatModelConfig
 from workers.runtime import WorkerRuntime
 from workers.turn.llm import LLMError, ResolvedModel, complete_text
-from workers.turn.run import WATCH_COLUMNS, StepFailed, resolve_model
+from workers.turn.run import StepFailed, resolve_model
 
 TITLE_INSTRUCTION = (
     "Generate a short title for this conversation: 2 to 8 words, sentence case, plain text, "
@@ -55,7 +56,7 @@ def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
         users = session.exec(
             select(ChatMessage)
             .where(ChatMessage.chat_id == chat_id, ChatMessage.role == MessageRole.USER)
-            .order_by(sa.asc(ChatMessage.id))  # type: ignore[arg-type]
+            .order_by(sa.asc(ChatMessage.id))  # type: ignore[call-overload]
             .limit(2)
         ).all()
         if len(users) != 1:
@@ -88,7 +89,7 @@ def generate_title(rt: WorkerRuntime, chat_id: uuid.UUID) -> str:
     with db.session_scope() as session:
         row = session.execute(
             sa.update(Chat)
-            .where(Chat.id == chat_id, Chat.title == fallback)
+            .where(Chat.id == chat_id, Chat.title == fallback)  # type: ignore[arg-type]
             .values(title=title, updated_at=sa.func.now())
             .returning(*WATCH_COLUMNS)
         ).first()
@@ -110,7 +111,7 @@ def transcript_for_title(session: Session, chat_id: uuid.UUID) -> str:
             ChatMessage.deleted.is_(False),  # type: ignore[attr-defined]
             ChatMessage.role.in_([MessageRole.USER, MessageRole.ASSISTANT]),  # type: ignore[attr-defined]
         )
-        .order_by(sa.asc(ChatMessage.id))  # type: ignore[arg-type]
+        .order_by(sa.asc(ChatMessage.id))  # type: ignore[call-overload]
     ).all()
     turns = [(r.role, chat_rules.parts_text(r.content or [])) for r in rows]
     turns = [(role, text) for role, text in turns if text.strip()]
@@ -153,7 +154,7 @@ def save_title(rt: WorkerRuntime, chat_id: uuid.UUID, title: str) -> None:
     with db.session_scope() as session:
         row = session.execute(
             sa.update(Chat)
-            .where(Chat.id == chat_id)
+            .where(Chat.id == chat_id)  # type: ignore[arg-type]
             .values(title=title, updated_at=sa.func.now())
             .returning(*WATCH_COLUMNS)
         ).first()

@@ -4,13 +4,37 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from models.enums import ErrorKind
 from workers.turn.llm import ResolvedModel
 
-if TYPE_CHECKING:
-    from workers.turn.compaction import CompactionPlan
+TOOL_NAME = "chat_summarized"  # the compaction's tool call, as Coder names it
+
+
+@dataclass
+class CompactionPlan:
+    """A compaction found due in the take phase: what to summarise, the figures to report."""
+
+    boundary_id: int
+    transcript: str
+    context_tokens: int
+    context_limit: int
+    threshold_percent: int
+    tool_call_id: str = field(default_factory=lambda: f"{TOOL_NAME}_{uuid.uuid4()}")
+
+    def args(self) -> dict[str, Any]:
+        return {"source": "automatic", "threshold_percent": self.threshold_percent}
+
+    def result(self, summary: str) -> dict[str, Any]:
+        return {
+            "summary": summary,
+            "source": "automatic",
+            "threshold_percent": self.threshold_percent,
+            "usage_percent": round(self.context_tokens * 100 / self.context_limit, 2),
+            "context_tokens": self.context_tokens,
+            "context_limit_tokens": self.context_limit,
+        }
 
 
 @dataclass

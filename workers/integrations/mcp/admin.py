@@ -210,7 +210,7 @@ def run_call(
 def any_enabled(session: Session) -> bool:
     """Whether any admin MCP server is enabled (else no step has admin MCP tools to offer)."""
     found = session.execute(
-        sa.select(MCPServerConfig.id).where(MCPServerConfig.enabled).limit(1)  # type: ignore[call-overload,arg-type]
+        sa.select(MCPServerConfig.id).where(MCPServerConfig.enabled).limit(1)  # type: ignore[call-overload]
     ).first()
     return found is not None
 

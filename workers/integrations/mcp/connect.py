@@ -53,7 +53,7 @@ Target = HttpTarget | StdioTarget
 async def _client(target: Target, timeout: float) -> AsyncIterator[Client]:
     if isinstance(target, StdioTarget):
         transport: Any = (
-            stdio_client(target.params, errlog=target.errlog)
+            stdio_client(target.params, errlog=target.errlog)  # type: ignore[arg-type]
             if target.errlog is not None
             else stdio_client(target.params)
         )
@@ -94,7 +94,7 @@ def _run(target: Target, timeout: float, work: Callable[[Client], Awaitable[T]])
 
     try:
         return asyncio.run(main())
-    except Exception as exc:  # noqa: BLE001 - every failure is "unavailable" with a reason
+    except Exception as exc:
         raise MCPUnavailable(_reason(exc)) from exc
 
 

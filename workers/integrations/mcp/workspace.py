@@ -115,7 +115,7 @@ def refresh_discovery(chat_id: uuid.UUID, spool: Path) -> None:
             )
         with db.session_scope() as session:
             _store(session, workspace_id, digest, tools, errors)
-    except Exception:  # noqa: BLE001 - discovery must never stop the chat
+    except Exception:
         log.exception("workspace MCP discovery failed", extra={"chat_id": str(chat_id)})
 
 

@@ -1,0 +1,106 @@
+"""The shape of the code, checked: the task catalog and the registered actors agree, only the
+state machine assigns a chat's status, no module outgrows a reader, and nothing dodges an
+import cycle with a function-level import. (Layering itself is import-linter's job: make lint.)
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("agentfarm", "api_shim", "models", "scheduler", "workers")
+MAX_LINES = 450
+
+
+def _modules() -> list[Path]:
+    return sorted(
+        p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if "migrations" not in p.parts
+    )
+
+
+def test_every_catalog_task_has_its_actor_and_every_actor_is_in_the_catalog() -> None:
+    # A fresh interpreter with an in-process broker: registering actors touches no Redis.
+    script = """
+import importlib, json, pkgutil
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+dramatiq.set_broker(StubBroker())
+import workers.actors
+for info in pkgutil.iter_modules(workers.actors.__path__):
+    importlib.import_module(f"workers.actors.{info.name}")
+broker = dramatiq.get_broker()
+print(json.dumps({n: broker.get_actor(n).queue_name for n in broker.get_declared_actors()}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFARM_")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    registered = json.loads(out.stdout.strip().splitlines()[-1])
+    from agentfarm.tasks import catalog
+
+    declared = {t.name: str(t.queue) for t in catalog.ALL_TASKS}
+    assert registered == declared
+
+
+def test_periodic_tasks_name_real_settings() -> None:
+    from agentfarm.settings import Settings
+    from agentfarm.tasks import catalog
+
+    periodic = catalog.periodic_tasks()
+    assert {t.name for t in periodic} >= {"chat.recover_stale", "retention.purge"}
+    assert all(t.every in Settings.model_fields for t in periodic)
+
+
+STATUS_WRITE = re.compile(
+    r"\.status\s*=\s*ChatStatus\.|status=ChatStatus\.|SET\s+status\s*=", re.IGNORECASE
+)
+
+
+def test_only_the_state_machine_assigns_a_chat_status() -> None:
+    owner = ROOT / "models" / "chat" / "transitions.py"
+    offenders = []
+    for path in _modules():
+        if path == owner:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if STATUS_WRITE.search(line) and "workspace" not in line.lower():
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_no_function_level_imports_of_our_own_modules() -> None:
+    # The CLI imports each command's process lazily (startup cost, not cycles): allowed.
+    allowed = {ROOT / "agentfarm" / "cli.py"}
+    found = []
+    for path in _modules():
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                    names = [inner.module]
+                elif isinstance(inner, ast.Import):
+                    names = [a.name for a in inner.names]
+                else:
+                    continue
+                if any(name.split(".")[0] in PACKAGES for name in names):
+                    found.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    assert found == []
