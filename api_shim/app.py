@@ -14,7 +14,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from agentfarm import logs, metrics
-from agentfarm.chat_stream.events import ChatEventWriter
+from agentfarm.chat_stream.writer import ChatEventWriter
 from agentfarm.integrations import webpush as web_push
 from agentfarm.settings import Settings, get_settings
 from agentfarm.tasks.broker import get_broker

@@ -18,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 
 from agentfarm import metrics
 from agentfarm.chat_stream import events as ev
-from agentfarm.chat_stream.reader import decode, hub_for, parse_entries
+from agentfarm.chat_stream.events import decode, parse_entries
+from agentfarm.chat_stream.reader import hub_for
 from models import db
 from models.chat import queries as chat_queries
 from models.chat import rules as chat_rules
@@ -186,7 +187,7 @@ async def unstreamed_messages(
 ) -> list[dict[str, Any]]:
     """``message`` events a resuming client would otherwise never get: messages committed
     while Redis was unreachable, whose events were never written
-    (``agentfarm.chat_stream.events.ChatEventWriter.publish``).
+    (``agentfarm.chat_stream.writer.ChatEventWriter.publish``).
 
     The floor is the newest message the stream carried up to the client's last entry (else
     just below the first one it carries after it: the create answer, not the stream, carries

@@ -42,6 +42,65 @@ def redis_url(args: argparse.Namespace) -> str:
     return f"redis://127.0.0.1:{ports['redis']}/0"
 
 
+def database_url(args: argparse.Namespace) -> str:
+    """The farm's Postgres: AGENTFARM_DATABASE_URL, else what its worker processes were given."""
+    env = os.environ.get("AGENTFARM_DATABASE_URL")
+    if env:
+        return env
+    for pid in worker_pids(redis_url(args)):
+        if url := _env(pid).get("AGENTFARM_DATABASE_URL"):
+            return url
+    raise SystemExit("cannot find the farm's database: set AGENTFARM_DATABASE_URL")
+
+
+class Counters:
+    """Work the farm's Postgres and Redis did, counted by the servers themselves:
+    transactions (``pg_stat_database`` commits + rollbacks of the farm's database), Redis
+    commands (``INFO commandstats``) and new Redis connections (``INFO stats``).
+
+    Postgres backends flush their counters at most once a second while busy and after ~10 s
+    idle, so :meth:`snapshot` waits ``settle_s`` first; this class's own queries are taken
+    off the figures.
+    """
+
+    def __init__(self, database_url: str, redis_url: str, settle_s: float = 11.0) -> None:
+        import psycopg
+        import redis
+
+        self.pg = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"),
+                                  autocommit=True)  # fmt: skip
+        self.redis = redis.Redis.from_url(redis_url)
+        self.settle_s = settle_s
+
+    def snapshot(self) -> dict[str, float]:
+        time.sleep(self.settle_s)
+        self.pg.execute("SELECT pg_stat_clear_snapshot()")
+        (xacts,) = self.pg.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ).fetchone()  # type: ignore[misc]
+        stats = self.redis.info("commandstats")
+        calls = sum(int(v["calls"]) for v in stats.values())  # type: ignore[union-attr]
+        conns = int(self.redis.info("stats")["total_connections_received"])  # type: ignore[index]
+        return {"pg_xacts": float(xacts), "redis_calls": float(calls), "redis_conns": float(conns)}
+
+    def per_turn(
+        self, before: dict[str, float], after: dict[str, float], turns: int
+    ) -> dict[str, float]:
+        own_pg = 2  # the clear-snapshot and the read of the second snapshot (autocommit)
+        own_redis = 2  # the two INFO calls of the first snapshot
+        return {
+            "pg_transactions_per_turn": (after["pg_xacts"] - before["pg_xacts"] - own_pg) / turns,
+            "redis_commands_per_turn": (after["redis_calls"] - before["redis_calls"] - own_redis)
+            / turns,
+            "redis_connections_per_turn": (after["redis_conns"] - before["redis_conns"]) / turns,
+        }
+
+    def close(self) -> None:
+        self.pg.close()
+        self.redis.close()
+
+
 def client(args: argparse.Namespace, timeout: float = 60) -> httpx.Client:
     return httpx.Client(
         base_url=args.api, headers={"Coder-Session-Token": token(args)}, timeout=timeout

@@ -23,7 +23,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -71,7 +73,15 @@ def raw_dramatiq(url: str, messages: int, processes: int, threads: int) -> float
         worker.wait(timeout=30)
 
 
-async def farm_turns(args: argparse.Namespace, total: int, concurrency: int) -> float:
+async def farm_turns(
+    args: argparse.Namespace,
+    total: int,
+    concurrency: int,
+    on_start: Callable[[], None] = lambda: None,
+    on_stop: Callable[[], None] = lambda: None,
+) -> float:
+    """Completed single-step turns per second; ``on_start``/``on_stop`` (run in a thread: they
+    may wait for counters to settle) bracket exactly the timed turns."""
     headers = {"Coder-Session-Token": farmlib.token(args)}
     ws_url = args.api.replace("http", "ws", 1) + "/api/experimental/chats/watch"
     async with httpx.AsyncClient(base_url=args.api, headers=headers, timeout=60) as http:
@@ -89,6 +99,7 @@ async def farm_turns(args: argparse.Namespace, total: int, concurrency: int) -> 
                     await asyncio.wait_for(ws.recv(), 0.2)
                 except TimeoutError:
                     break
+            await asyncio.to_thread(on_start)
             busy: set[str] = set()
             sent = completed = 0
             tasks: set[asyncio.Task[httpx.Response]] = set()
@@ -120,6 +131,7 @@ async def farm_turns(args: argparse.Namespace, total: int, concurrency: int) -> 
                     send(chat)
             elapsed = time.perf_counter() - started
             await asyncio.gather(*tasks)
+            await asyncio.to_thread(on_stop)
             return total / elapsed
 
 
@@ -150,9 +162,21 @@ def main() -> None:
     before = {pid: farmlib.rss_mb(pid) for pid in pids}
     noop_rate = raw_dramatiq(farmlib.redis_url(args), args.noop, args.processes, args.threads)
     cpu = farmlib.Cpu(farmlib.farm_processes(args.api))
-    cpu.start()
-    turn_rate = asyncio.run(farm_turns(args, args.turns, args.concurrency))
-    by_role = cpu.stop_by_role()
+    counters = farmlib.Counters(farmlib.database_url(args), farmlib.redis_url(args))
+    marks: dict[str, Any] = {}
+
+    def start() -> None:
+        marks["before"] = counters.snapshot()
+        cpu.start()
+
+    def stop() -> None:
+        marks["by_role"] = cpu.stop_by_role()
+        marks["after"] = counters.snapshot()
+
+    turn_rate = asyncio.run(farm_turns(args, args.turns, args.concurrency, start, stop))
+    by_role: dict[str, float] = marks["by_role"]
+    counted = counters.per_turn(marks["before"], marks["after"], args.turns)
+    counters.close()
     after = {pid: farmlib.rss_mb(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
 
     print(f"worker settings: {args.processes} process(es) x {args.threads} threads")
@@ -160,16 +184,30 @@ def main() -> None:
     print(f"{'raw Dramatiq no-op messages/s':<44} {noop_rate:>12.1f}")
     print(f"{'agentfarm single-step turns/s':<44} {turn_rate:>12.1f}")
     print(f"{'ratio turns/s : no-op msg/s':<44} {turn_rate / noop_rate:>11.1%}")
-    if by_role:
-        # Includes the warm-up turns of the C chats (a few percent of the total).
-        per_turn = {role: used * 1000 / args.turns for role, used in by_role.items()}
+    per_turn = {role: used * 1000 / args.turns for role, used in by_role.items()}
+    if per_turn:
         shown = ", ".join(
             f"{r} {ms:.1f}" for r, ms in sorted(per_turn.items(), key=lambda x: -x[1])
         )
-        print(f"CPU ms per turn: total {sum(per_turn.values()):.1f} = {shown}")
+        print(f"CPU ms per turn (timed turns only): total {sum(per_turn.values()):.1f} = {shown}")
+    print(f"Postgres transactions per turn (counted): {counted['pg_transactions_per_turn']:.2f}")
+    redis_line = (
+        f"Redis commands per turn (counted): {counted['redis_commands_per_turn']:.1f}, "
+        f"new Redis connections per turn: {counted['redis_connections_per_turn']:.2f}"
+    )
+    print(redis_line)
     for pid in pids:
         print(f"worker {pid} RSS before / after {args.turns} turns: "
               f"{before[pid]:.0f} MB / {after.get(pid, float('nan')):.0f} MB")  # fmt: skip
+    figures = {
+        "cpu_ms_per_turn": round(sum(per_turn.values()), 2),
+        **{f"cpu_ms_per_turn_{role}": round(ms, 2) for role, ms in per_turn.items()},
+        **{k: round(v, 2) for k, v in counted.items()},
+        "turns_per_s": round(turn_rate, 1),
+        "noop_msgs_per_s": round(noop_rate, 1),
+        "worker_rss_mb_after": round(max(after.values(), default=0.0), 1),
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from redis import Redis
 
 from agentfarm import metrics
-from agentfarm.chat_stream.events import CONTROL_CHANNEL, ChatEventWriter
+from agentfarm.chat_stream.events import CONTROL_CHANNEL
+from agentfarm.chat_stream.writer import ChatEventWriter
 from agentfarm.settings import Settings, get_settings, workspace_host_list
 from agentfarm.tasks import hosts as hosts_registry
 from models import db

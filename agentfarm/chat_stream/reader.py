@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -21,51 +20,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from agentfarm.chat_stream.events import Entry, decode, id_tuple, parse_entries
+
 log = logging.getLogger("agentfarm.stream")
 READ_BLOCK_MS = 5_000
 READ_COUNT = 256
 QUEUE_BATCHES = 1_000
-
-Entry = tuple[str, dict[str, Any]]
-
-
-def decode(value: Any) -> str:
-    """A Redis reply (bytes or str) as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class StreamEvent(dict[str, Any]):
-    """An event read from a chat stream that keeps the JSON text it was decoded from: relayed
-    to many clients, it is encoded by none of them (see :func:`event_json`)."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        super().__init__(json.loads(text))
-        self.text = text
-
-
-def event_json(event: dict[str, Any]) -> str:
-    """An event as compact JSON: the stream's own text when it came from the stream (the
-    worker wrote it compactly, ``agentfarm.chat_stream.events.encode``), else encoded here."""
-    if isinstance(event, StreamEvent):
-        return event.text
-    return json.dumps(event, separators=(",", ":"))
-
-
-def parse_entries(entries: Any) -> list[Entry]:
-    """``XRANGE``/``XREAD`` entries → (entry id, event); entries without an event are skipped."""
-    out: list[Entry] = []
-    for entry_id, fields in entries:
-        raw = fields.get(b"e") or fields.get("e")
-        if raw is not None:
-            out.append((decode(entry_id), StreamEvent(decode(raw))))
-    return out
-
-
-def id_tuple(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return int(ms or 0), int(seq or 0)
 
 
 @dataclass(eq=False)

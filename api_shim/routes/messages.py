@@ -18,7 +18,7 @@ from models.chat import edits as chat_edits
 from models.chat import files as chat_files
 from models.chat import queries as chat_queries
 from models.chat import rules as chat_rules
-from models.chat import transitions
+from models.chat import sending, transitions
 from models.chat.wire import message_json, queued_json
 from models.enums import BusyBehavior, ChatStatus
 from models.errors import BadRequest
@@ -113,49 +113,36 @@ def send_message(
     # Files are linked when the message is accepted, queued or not.
     warnings = chat_files.link_files(session, row.id, chat_files.file_ids_in(parts))
     writer = request.app.state.events
-    held_by_worker = row.status == ChatStatus.RUNNING and row.worker_id is not None
-    if chat_rules.is_busy(row) and (behavior == BusyBehavior.QUEUE or held_by_worker):
-        queued = chat_rules.enqueue_follow_up(
-            session,
-            row,
-            parts,
-            created_by=user.id,
-            model_config_id=config_id,
-            max_queue=get_settings().max_queue_size,
-        )
-        if behavior == BusyBehavior.INTERRUPT:
-            # Late Coder behaviour: queue it, stop the run; the worker persists the partial
-            # step and then promotes exactly this message.
-            transitions.interrupt(row, promote_id=queued.id)
+    # Late Coder behaviour for "interrupt" on a run a worker holds: queue it and stop the run;
+    # the worker persists the partial step and then promotes exactly this message.
+    interrupt = behavior == BusyBehavior.INTERRUPT
+    delivery = sending.deliver(
+        session,
+        row,
+        parts,
+        created_by=user.id,
+        model_config_id=config_id,
+        queue=chat_rules.is_busy(row) and (not interrupt or transitions.held_by_worker(row)),
+        interrupt=interrupt,
+        max_queue=get_settings().max_queue_size,
+    )
+    if delivery.queued is not None:
         # Read before the commit: after it, nothing may turn the accepted message into an
         # error (a retrying client would send it twice).
         session.flush()
         snapshot = [queued_json(q) for q in chat_rules.queued_messages(session, row.id)]
-        answer = {"queued": True, "queued_message": queued_json(queued)}
+        answer = {"queued": True, "queued_message": queued_json(delivery.queued)}
         session.commit()
-        if behavior == BusyBehavior.INTERRUPT:
+        if interrupt:
             writer.request_interrupt(row.id)
         writer.publish(row.id, ev.queue_event(row.id, snapshot))
         return _with_warnings(answer, warnings)
-    message = chat_rules.add_message(
-        session,
-        row,
-        chat_rules.MessageRole.USER,
-        parts,
-        created_by=user.id,
-        model_config_id=config_id or row.last_model_config_id,
-    )
-    transitions.mark_pending(row)
+    assert delivery.message is not None
     defer(session, catalog.CHAT_STEP.message(str(row.id), row.generation, 1))
     session.flush()
-    sent = message_json(message)  # read before the commit (see above)
+    sent = message_json(delivery.message)  # read before the commit (see above)
     session.commit()
-    writer.publish(
-        row.id,
-        ev.message_event(row.id, sent),
-        ev.status_event(row.id, ChatStatus.PENDING),
-        watch=row,
-    )
+    writer.publish(row.id, *ev.new_run_events(row.id, sent), watch=row)
     return _with_warnings({"queued": False, "message": sent}, warnings)
 
 
@@ -187,11 +174,5 @@ def edit_message(
         # The new generation already ends that step at its next heartbeat; this is sooner.
         writer.request_interrupt(row.id)
     # The full-refresh path: the edited message, the (now empty) queue, the new status.
-    writer.publish(
-        row.id,
-        ev.message_event(row.id, message_json(edited)),
-        ev.queue_event(row.id, []),
-        ev.status_event(row.id, ChatStatus.PENDING),
-        watch=row,
-    )
+    writer.publish(row.id, *ev.new_run_events(row.id, message_json(edited), []), watch=row)
     return _with_warnings({"message": message_json(edited)}, warnings)

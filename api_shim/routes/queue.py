@@ -18,7 +18,6 @@ from models.chat import rules as chat_rules
 from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
-from models.enums import ChatStatus
 from models.errors import Conflict
 from models.usage import limits as usage_limits
 
@@ -81,13 +80,8 @@ def promote_queued_message(
         row.interrupt_promote_id = None
         defer(session, catalog.CHAT_STEP.message(str(row.id), row.generation, 1))
         session.commit()
-        writer.publish(
-            row.id,
-            ev.message_event(row.id, message_json(message)),
-            ev.queue_event(row.id, _queue_snapshot(session, row)),
-            ev.status_event(row.id, ChatStatus.PENDING),
-            watch=row,
-        )
+        queue = _queue_snapshot(session, row)
+        writer.publish(row.id, *ev.new_run_events(row.id, message_json(message), queue), watch=row)
         return message_json(message)
     # [inferred] A worker holds the chat: it must persist the partial step before the promoted
     # message is inserted (reference §1.5), so the worker promotes and this request waits for

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from agentfarm import metrics
-from agentfarm.chat_stream.reader import event_json
+from agentfarm.chat_stream.events import event_json
 from agentfarm.settings import get_settings
 from api_shim import relay
 from api_shim.deps import authenticate, parse_uuid, request_token

@@ -159,7 +159,7 @@ def test_plain_get_on_watch_is_a_clear_400(farm: Farm, caller: Caller) -> None:
 
 
 def test_a_failed_watch_publish_is_logged_not_raised() -> None:
-    from agentfarm.chat_stream.events import ChatEventWriter
+    from agentfarm.chat_stream.writer import ChatEventWriter
 
     class DownRedis:
         def publish(self, channel: str, message: str) -> int:

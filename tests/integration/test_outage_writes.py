@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from redis import Redis
 
 from agentfarm.chat_stream import events as ev
+from agentfarm.chat_stream.writer import ChatEventWriter
 from agentfarm.dev import free_port
 from agentfarm.tasks.outbox import defer
 from agentfarm.tasks.wakeable import WakeableRedisBroker
@@ -25,7 +26,7 @@ def _unreachable_url() -> str:
 def test_publishing_to_an_unreachable_redis_does_not_raise(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    writer = ev.ChatEventWriter(Redis.from_url(_unreachable_url(), socket_connect_timeout=1))
+    writer = ChatEventWriter(Redis.from_url(_unreachable_url(), socket_connect_timeout=1))
     event = ev.status_event("c1", "pending")
     with caplog.at_level(logging.WARNING, logger="agentfarm.events"):
         assert writer.publish("c1", event) == []

@@ -17,7 +17,8 @@ from dramatiq.brokers.stub import StubBroker
 from redis import Redis
 from sqlmodel import Session, select
 
-from agentfarm.chat_stream.events import ChatEventWriter, stream_key
+from agentfarm.chat_stream.events import stream_key
+from agentfarm.chat_stream.writer import ChatEventWriter
 from agentfarm.settings import get_settings
 from agentfarm.tasks.queues import ALL_QUEUES
 from models import db

@@ -104,3 +104,81 @@ def test_no_function_level_imports_of_our_own_modules() -> None:
                 if any(name.split(".")[0] in PACKAGES for name in names):
                     found.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
     assert found == []
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def _imports_of(path: Path, known: set[str]) -> set[str]:
+    """Our modules ``path`` imports at run time (``TYPE_CHECKING`` blocks excluded)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+
+    def resolve(name: str) -> str | None:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = package.split(".")[: len(package.split(".")) - child.level + 1]
+                    base = ".".join([*parts, base] if base else parts)
+                targets = [f"{base}.{a.name}" for a in child.names] + [base]
+            for target in targets:
+                hit = resolve(target)
+                if hit and hit != module:
+                    found.add(hit)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    # Importing a.b.c runs a/__init__ and a/b/__init__ first.
+    for name in list(found):
+        parts = name.split(".")
+        found.update(p for i in range(1, len(parts)) if (p := ".".join(parts[:i])) in known)
+    found.discard(module)
+    return {n for n in found if not module.startswith(n + ".")}
+
+
+def test_there_are_no_import_cycles() -> None:
+    paths = {_module_name(p): p for p in _modules()}
+    graph = {name: _imports_of(path, set(paths)) for name, path in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def strongconnect(node: str) -> None:  # Tarjan
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                strongconnect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    sys.setrecursionlimit(10_000)
+    for name in graph:
+        if name not in index:
+            strongconnect(name)
+    assert cycles == []

@@ -16,7 +16,7 @@ from agentfarm.tasks import catalog
 from agentfarm.tasks.outbox import defer, defer_call
 from models.base import utcnow
 from models.chat import rules as chat_rules
-from models.chat import transitions
+from models.chat import sending, transitions
 from models.chat.tables import Chat, ChatMessage
 from models.chat.wire import message_json, queued_json
 from models.enums import BUSY_STATUSES, ChatStatus, MessageRole, MessageVisibility
@@ -121,37 +121,25 @@ def _message(
     interrupt = bool(args.get("interrupt"))
     parts = [{"type": "text", "text": text}]
     events: list[dict[str, Any]] = []
-    interrupted = False
-    if chat_rules.is_busy(target) or target.status == ChatStatus.REQUIRES_ACTION:
-        queued = chat_rules.enqueue_follow_up(
-            session,
-            target,
-            parts,
-            created_by=target.owner_id,
-            model_config_id=None,
-            max_queue=get_settings().max_queue_size,
-        )
-        if interrupt:
-            interrupted = transitions.interrupt(target, promote_id=queued.id)
+    delivery = sending.deliver(
+        session,
+        target,
+        parts,
+        created_by=target.owner_id,
+        model_config_id=None,
+        queue=chat_rules.is_busy(target) or target.status == ChatStatus.REQUIRES_ACTION,
+        interrupt=interrupt,
+        max_queue=get_settings().max_queue_size,
+    )
+    interrupted = delivery.interrupted
+    if delivery.message is not None:
+        defer(session, catalog.CHAT_STEP.message(str(target.id), target.generation, 1))
+        events += ev.new_run_events(target.id, message_json(delivery.message))
+    else:
         snapshot = [queued_json(q) for q in chat_rules.queued_messages(session, target.id)]
         events.append(ev.queue_event(target.id, snapshot))
         if interrupted:
             events.append(ev.status_event(target.id, target.status))
-    else:
-        message = chat_rules.add_message(
-            session,
-            target,
-            MessageRole.USER,
-            parts,
-            created_by=target.owner_id,
-            model_config_id=target.last_model_config_id,
-        )
-        transitions.mark_pending(target)
-        defer(session, catalog.CHAT_STEP.message(str(target.id), target.generation, 1))
-        events += [
-            ev.message_event(target.id, message_json(message)),
-            ev.status_event(target.id, ChatStatus.PENDING),
-        ]
     watch = ev.watch_chat(target)
     stop = interrupted
 

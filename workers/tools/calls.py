@@ -292,11 +292,7 @@ def _end_turn(session: Session, chat: Chat) -> list[dict[str, Any]]:
     if promoted is not None:
         defer(session, catalog.CHAT_STEP.message(str(chat.id), chat.generation, 1))
         queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
-        return [
-            ev.message_event(chat.id, message_json(promoted)),
-            ev.queue_event(chat.id, queue),
-            ev.status_event(chat.id, ChatStatus.PENDING),
-        ]
+        return ev.new_run_events(chat.id, message_json(promoted), queue)
     transitions.end_turn(chat)
     push.defer_notification(session, chat, ChatStatus.WAITING)  # web push, after commit
     return [ev.status_event(chat.id, ChatStatus.WAITING)]

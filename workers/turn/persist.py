@@ -184,13 +184,8 @@ def _decide_next(
         chat.interrupt_promote_id = None
         promoted = chat_rules.promote_queued(session, chat, promote_id)
         if promoted is not None:
-            published.append(ev.message_event(chat.id, message_json(promoted)))
-            published.append(
-                ev.queue_event(
-                    chat.id, [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
-                )
-            )
-            published.append(ev.status_event(chat.id, ChatStatus.PENDING))
+            queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
+            published += ev.new_run_events(chat.id, message_json(promoted), queue)
             return chat.generation
     if held:
         transitions.end_turn(chat)

@@ -13,6 +13,7 @@ from models import db
 from models.chat import rules as chat_rules
 from models.chat import transitions
 from models.chat.tables import Chat
+from models.chat.wire import message_json, queued_json
 from models.enums import ChatStatus
 from workers.runtime import WorkerRuntime
 from workers.subagents.specs import SPAWN_TOOLS
@@ -52,16 +53,18 @@ def recover_stale(rt: WorkerRuntime) -> dict[str, int]:
             if chat is None:
                 continue
             promote_id, chat.interrupt_promote_id = chat.interrupt_promote_id, None
-            if chat_rules.promote_queued(session, chat, promote_id) is not None:
-                promoted.append((chat.id, chat.generation, ev.watch_chat(chat)))
+            message = chat_rules.promote_queued(session, chat, promote_id)
+            if message is not None:
+                queue = [queued_json(q) for q in chat_rules.queued_messages(session, chat.id)]
+                events = ev.new_run_events(chat.id, message_json(message), queue)
+                promoted.append((chat.id, chat.generation, ev.watch_chat(chat), events))
         for chat_id, generation, *_ in [*stale, *lost, *promoted]:
             defer(session, catalog.CHAT_STEP.message(str(chat_id), generation, 1))
-    repaired = [(row.id, row) for row in stale]
-    for chat_id, _, watch in promoted:
-        repaired.append((chat_id, watch))
-    for chat_id, watch in repaired:
+    repaired = [(row.id, row, [ev.status_event(row.id, ChatStatus.PENDING)]) for row in stale]
+    repaired += [(chat_id, watch, events) for chat_id, _, watch, events in promoted]
+    for chat_id, watch, events in repaired:
         rt.events.clear_step(chat_id)
-        rt.events.publish(chat_id, ev.status_event(chat_id, ChatStatus.PENDING), watch=watch)
+        rt.events.publish(chat_id, *events, watch=watch)
     interrupted = recover_tool_calls(rt)
     return {
         "stale": len(stale),

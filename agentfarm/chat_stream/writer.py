@@ -1,0 +1,130 @@
+"""The writer of chat streams: workers and the API append a chat's events with one round trip,
+bounded in length and time, and never fail a committed change over a Redis outage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+
+from agentfarm import metrics
+from agentfarm.chat_stream.events import (
+    CONTROL_CHANNEL,
+    decode,
+    encode,
+    owner_channel,
+    part_event,
+    step_from_key,
+    stream_key,
+    watch_chat,
+)
+
+log = logging.getLogger("agentfarm.events")
+
+
+class ChatEventWriter:
+    """Appends events to chat streams, bounded in length and time."""
+
+    def __init__(self, redis: Redis, *, maxlen: int = 10_000, ttl_s: int = 86_400):
+        self.redis = redis
+        self.maxlen = maxlen
+        self.ttl_s = ttl_s
+
+    def publish(
+        self, chat_id: uuid.UUID | str, *events: dict[str, Any], watch: Any = None
+    ) -> list[str]:
+        """Append events in order (one round trip) and refresh the stream's expiry.
+
+        With ``watch`` (the chat: a :func:`watch_chat` partial, or a Chat or row to build it
+        from) and a ``status`` event among ``events``, the owner's watchers also get one
+        ``status_change`` carrying the last such status.
+
+        Callers publish what they already committed, so a Redis outage does not raise here
+        (that would turn an accepted change into an error, and a client's retry into a
+        duplicate): the events are counted as unpublished and logged, and clients that
+        reconnect get the database's snapshot. Returns the new entry ids ([] if none).
+        """
+        key = stream_key(chat_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(key, {"e": encode(event)}, maxlen=self.maxlen, approximate=True)
+        if any(e["type"] == "message" for e in events):
+            # A persisted message ends the step in flight: no parts left to replay.
+            pipe.delete(step_from_key(chat_id))
+        pipe.expire(key, self.ttl_s)
+        try:
+            results = pipe.execute()
+        except RedisError as exc:
+            metrics.EVENTS_UNPUBLISHED.inc(len(events))
+            log.warning("chat events not published: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id), "events": len(events)})  # fmt: skip
+            return []
+        if watch is not None:
+            statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
+            if statuses:
+                self.watch("status_change", watch, status=statuses[-1])
+        return [decode(r) for r in results[: len(events)]]
+
+    def watch(
+        self,
+        kind: str,
+        chat: Any,
+        *,
+        status: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Tell the owner's watchers ``{kind, chat, tool_calls?}``; never raises.
+
+        ``chat`` is a :func:`watch_chat` partial, or a Chat (or row) to build it from;
+        ``status`` overrides its status.
+        """
+        try:
+            partial = dict(chat) if isinstance(chat, dict) else watch_chat(chat)
+            if status is not None:
+                partial["status"] = status
+            event: dict[str, Any] = {"kind": kind, "chat": partial}
+            if tool_calls is not None:
+                event["tool_calls"] = tool_calls
+            self.redis.publish(owner_channel(partial["owner_id"]), encode(event))
+        except Exception:
+            log.warning("watch publish failed", exc_info=True, extra={"kind": kind})
+            return False
+        return True
+
+    def publish_part(
+        self, chat_id: uuid.UUID | str, role: str, part: dict[str, Any], *, first: bool
+    ) -> str:
+        """Append one streaming part; the first part of a step marks where the step starts."""
+        entry_id = decode(
+            self.redis.xadd(
+                stream_key(chat_id),
+                {"e": encode(part_event(chat_id, role, part))},
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+        )
+        if first:
+            self.redis.set(step_from_key(chat_id), entry_id, ex=self.ttl_s)
+        return entry_id
+
+    def clear_step(self, chat_id: uuid.UUID | str) -> None:
+        """Forget the parts of an abandoned step (nothing was persisted for it). Best effort,
+        like :meth:`publish`: the key expires with the stream anyway."""
+        try:
+            self.redis.delete(step_from_key(chat_id))
+        except RedisError as exc:
+            log.warning("step parts not cleared: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id)})  # fmt: skip
+
+    def request_interrupt(self, chat_id: uuid.UUID | str) -> None:
+        """Tell whichever worker runs this chat to stop (the database already says so: with
+        Redis down the worker's next heartbeat finds out instead, so this never raises)."""
+        try:
+            self.redis.publish(CONTROL_CHANNEL, json.dumps({"chat_id": str(chat_id)}))
+        except RedisError as exc:
+            log.warning("interrupt not signalled: Redis unavailable: %s", exc,
+                        extra={"chat_id": str(chat_id)})  # fmt: skip
