@@ -25,6 +25,13 @@ from agentfarm.chat_stream.events import (
 
 log = logging.getLogger("agentfarm.events")
 
+# XADD the first part of a step and point step_from at it (KEYS: stream, step_from).
+_FIRST_PART = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[3])
+return id
+"""
+
 
 class ChatEventWriter:
     """Appends events to chat streams, bounded in length and time."""
@@ -33,6 +40,7 @@ class ChatEventWriter:
         self.redis = redis
         self.maxlen = maxlen
         self.ttl_s = ttl_s
+        self._first_part_script: Any = None
 
     def publish(
         self, chat_id: uuid.UUID | str, *events: dict[str, Any], watch: Any = None
@@ -56,6 +64,11 @@ class ChatEventWriter:
             # A persisted message ends the step in flight: no parts left to replay.
             pipe.delete(step_from_key(chat_id))
         pipe.expire(key, self.ttl_s)
+        if watch is not None:
+            # The watchers' status_change rides the same round trip, after the stream entries.
+            statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
+            if statuses and (note := self._watch_note("status_change", watch, statuses[-1])):
+                pipe.publish(*note)
         try:
             results = pipe.execute()
         except RedisError as exc:
@@ -63,11 +76,28 @@ class ChatEventWriter:
             log.warning("chat events not published: Redis unavailable: %s", exc,
                         extra={"chat_id": str(chat_id), "events": len(events)})  # fmt: skip
             return []
-        if watch is not None:
-            statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
-            if statuses:
-                self.watch("status_change", watch, status=statuses[-1])
         return [decode(r) for r in results[: len(events)]]
+
+    def _watch_note(
+        self,
+        kind: str,
+        chat: Any,
+        status: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
+    ) -> tuple[str, str] | None:
+        """The owner's channel and the ``{kind, chat, tool_calls?}`` payload; None (logged)
+        if ``chat`` cannot be read as a watch partial."""
+        try:
+            partial = dict(chat) if isinstance(chat, dict) else watch_chat(chat)
+            if status is not None:
+                partial["status"] = status
+            event: dict[str, Any] = {"kind": kind, "chat": partial}
+            if tool_calls is not None:
+                event["tool_calls"] = tool_calls
+            return owner_channel(partial["owner_id"]), encode(event)
+        except Exception:
+            log.warning("watch event not built", exc_info=True, extra={"kind": kind})
+            return None
 
     def watch(
         self,
@@ -82,14 +112,11 @@ class ChatEventWriter:
         ``chat`` is a :func:`watch_chat` partial, or a Chat (or row) to build it from;
         ``status`` overrides its status.
         """
+        note = self._watch_note(kind, chat, status, tool_calls)
+        if note is None:
+            return False
         try:
-            partial = dict(chat) if isinstance(chat, dict) else watch_chat(chat)
-            if status is not None:
-                partial["status"] = status
-            event: dict[str, Any] = {"kind": kind, "chat": partial}
-            if tool_calls is not None:
-                event["tool_calls"] = tool_calls
-            self.redis.publish(owner_channel(partial["owner_id"]), encode(event))
+            self.redis.publish(*note)
         except Exception:
             log.warning("watch publish failed", exc_info=True, extra={"kind": kind})
             return False
@@ -98,18 +125,23 @@ class ChatEventWriter:
     def publish_part(
         self, chat_id: uuid.UUID | str, role: str, part: dict[str, Any], *, first: bool
     ) -> str:
-        """Append one streaming part; the first part of a step marks where the step starts."""
-        entry_id = decode(
+        """Append one streaming part; the first part of a step marks where the step starts
+        (the XADD and that mark are one round trip: a script)."""
+        payload = encode(part_event(chat_id, role, part))
+        if first:
+            if self._first_part_script is None:
+                self._first_part_script = self.redis.register_script(_FIRST_PART)
+            return decode(
+                self._first_part_script(
+                    keys=[stream_key(chat_id), step_from_key(chat_id)],
+                    args=[self.maxlen, payload, self.ttl_s],
+                )
+            )
+        return decode(
             self.redis.xadd(
-                stream_key(chat_id),
-                {"e": encode(part_event(chat_id, role, part))},
-                maxlen=self.maxlen,
-                approximate=True,
+                stream_key(chat_id), {"e": payload}, maxlen=self.maxlen, approximate=True
             )
         )
-        if first:
-            self.redis.set(step_from_key(chat_id), entry_id, ex=self.ttl_s)
-        return entry_id
 
     def clear_step(self, chat_id: uuid.UUID | str) -> None:
         """Forget the parts of an abandoned step (nothing was persisted for it). Best effort,

@@ -44,13 +44,17 @@ TIMEOUT_S = 10.0
 NOTIFY_STATUSES = (ChatStatus.WAITING, ChatStatus.ERROR)
 
 
-def defer_notification(session: Session, chat: Any, status: str) -> None:
+def defer_notification(
+    session: Session, chat: Any, status: str, *, subscribed: bool | None = None
+) -> None:
     """Buffer ``push.send`` for a root chat that just went waiting or error (sent on commit,
     dropped on rollback), if its owner has a browser subscribed. ``chat`` is a Chat or a row
     with ``id``, ``owner_id`` and ``parent_chat_id``."""
     if status not in NOTIFY_STATUSES or chat.parent_chat_id is not None:
         return
-    if not webpush.has_subscriptions(session, chat.owner_id):
+    if subscribed is None:
+        subscribed = webpush.has_subscriptions(session, chat.owner_id)
+    if not subscribed:
         return  # the common case: no message to send, no transaction in the actor
     defer(session, catalog.PUSH_SEND.message(str(chat.id), str(status)))
 

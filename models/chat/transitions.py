@@ -20,7 +20,6 @@ May import: ``models`` and ``agentfarm.settings`` only.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,16 +72,48 @@ def can_take(chat: Chat) -> bool:
     return chat.status == ChatStatus.PENDING or between_steps(chat)
 
 
-def take(chat: Chat, worker_id: uuid.UUID, now: datetime) -> bool:
-    """A worker holds the chat for one step; True if this starts the run (was pending)."""
-    fresh = chat.status == ChatStatus.PENDING
-    chat.status = ChatStatus.RUNNING
-    chat.worker_id = worker_id
-    chat.heartbeat_at = now
-    chat.updated_at = now
-    if fresh:
-        chat.started_at = now
-    return fresh
+# The take as one compare-and-set, carrying what the step needs to know with it: whether the
+# run starts now, how many steps this generation already has, and the configuration version
+# (one round trip instead of a locking SELECT, an UPDATE and two reads).
+_TAKE_SQL = sa.text(
+    """
+    WITH old AS (
+        SELECT id, status AS old_status FROM chats
+         WHERE id = :id AND generation = :generation
+           AND (status = 'pending' OR (status = 'running' AND worker_id IS NULL))
+         FOR UPDATE
+    )
+    UPDATE chats SET status = 'running', worker_id = :worker, heartbeat_at = now(),
+           updated_at = now(),
+           started_at = CASE WHEN old.old_status = 'pending' THEN now() ELSE chats.started_at END
+      FROM old
+     WHERE chats.id = old.id
+    RETURNING chats.*, old.old_status = 'pending' AS fresh,
+        (SELECT count(*) FROM chat_messages m
+          WHERE m.chat_id = chats.id AND m.role = 'assistant'
+            AND m.step_key LIKE CAST(chats.generation AS text) || ':%') AS steps_before,
+        (SELECT version FROM config_version LIMIT 1) AS config_version,
+        EXISTS (SELECT 1 FROM webpush_subscriptions w WHERE w.user_id = chats.owner_id)
+            AS owner_has_push
+    """
+)
+
+
+def take_row(
+    session: Session, chat_id: uuid.UUID, generation: int, worker_id: uuid.UUID
+) -> tuple[Chat, Any] | None:
+    """:func:`take` in one statement: the chat as taken (detached: read it, do not change it)
+    and the row's extras (``fresh``, ``steps_before``, ``config_version``,
+    ``owner_has_push``); None when the chat
+    does not want this step (another generation, or not pending / between steps)."""
+    row = (
+        session.execute(_TAKE_SQL, {"id": chat_id, "generation": generation, "worker": worker_id})
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return Chat(**{k: row[k] for k in Chat.model_fields if k in row}), row
 
 
 def release_between_steps(chat: Chat) -> None:

@@ -22,7 +22,6 @@ from agentfarm.chat_stream.writer import ChatEventWriter
 from agentfarm.settings import get_settings
 from agentfarm.tasks.queues import ALL_QUEUES
 from models import db
-from models.base import utcnow
 from models.chat import rules as chat_rules
 from models.chat import transitions
 from models.chat.tables import Chat, ChatMessage
@@ -228,15 +227,25 @@ def test_a_client_tool_waits_for_results_and_the_fan_in_continues_the_turn(
 
 def test_take_and_release_follow_the_generation(session: Session) -> None:
     worker = uuid.uuid4()
-    chat = Chat(organization_id=uuid.uuid4(), owner_id=uuid.uuid4(), title="t")
-    transitions.mark_pending(chat)
-    assert chat.status == ChatStatus.PENDING and transitions.can_take(chat)
+    chat = _committed_chat(session, ChatStatus.PENDING, None)
+    assert transitions.can_take(chat)
+    assert transitions.take_row(session, chat.id, chat.generation + 1, worker) is None
 
-    assert transitions.take(chat, worker, utcnow()) is True  # starts the run
+    taken = transitions.take_row(session, chat.id, chat.generation, worker)
+
+    assert taken is not None
+    view, extras = taken
+    assert extras["fresh"] is True and extras["steps_before"] == 0
+    assert view.status == ChatStatus.RUNNING and view.worker_id == worker
+    session.refresh(chat)
     assert transitions.held_by_worker(chat) and not transitions.can_take(chat)
+    assert transitions.take_row(session, chat.id, chat.generation, worker) is None  # held
     transitions.release_between_steps(chat)
+    session.flush()
     assert transitions.between_steps(chat) and transitions.can_take(chat)
-    assert transitions.take(chat, worker, utcnow()) is False  # same run goes on
+    again = transitions.take_row(session, chat.id, chat.generation, worker)
+    assert again is not None and again[1]["fresh"] is False  # the same run goes on
+    session.refresh(chat)
 
     transitions.require_action(chat)
     assert chat.status == ChatStatus.REQUIRES_ACTION and not transitions.can_take(chat)

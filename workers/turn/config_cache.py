@@ -26,15 +26,25 @@ T = TypeVar("T")
 MAX_ENTRIES = 4096  # per-owner entries; the whole cache is dropped when it would grow past this
 
 
+class Missing:
+    """No version given: read it."""
+
+
+MISSING = Missing()
+
+
 class ConfigCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._values: dict[Hashable, Any] = {}
 
-    def view(self, session: Session) -> ConfigView:
-        """Read the current version (one row) and return a view valid for that version."""
-        version = config_version.current(session)
+    def view(self, session: Session, version: int | None | Missing = MISSING) -> ConfigView:
+        """A view valid for ``version`` as ``session`` read it (the take reads it in the same
+        statement as the chat, see ``models.chat.transitions.take_row``); read here (one row)
+        when not given."""
+        if isinstance(version, Missing):
+            version = config_version.current(session)
         # The engine is part of the stamp: one process can talk to several databases (tests).
         stamp = None if version is None else (id(session.get_bind()), version)
         with self._lock:
@@ -80,6 +90,6 @@ class ConfigView:
 _cache = ConfigCache()
 
 
-def view(session: Session) -> ConfigView:
-    """This process's cache, at the version ``session`` sees now."""
-    return _cache.view(session)
+def view(session: Session, version: int | None | Missing = MISSING) -> ConfigView:
+    """This process's cache at ``version``, or at the version ``session`` sees now (one row)."""
+    return _cache.view(session, version)

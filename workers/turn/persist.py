@@ -56,7 +56,8 @@ def persist_step(
         published.extend(ev.message_event(chat.id, message_json(m)) for m in rows)
         next_generation = _decide_next(session, chat, taken, output, held, published)
         if held and chat.status == ChatStatus.WAITING:
-            push.defer_notification(session, chat, chat.status)  # web push, after commit
+            # Web push, after commit (the take already asked whether the owner subscribed).
+            push.defer_notification(session, chat, chat.status, subscribed=taken.owner_has_push)
         if held or next_generation is not None:
             # This step changed the status (an interrupted run was already announced as
             # waiting by the interrupt; the stream repeats it after the partial, watch does not).

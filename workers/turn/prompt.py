@@ -61,10 +61,10 @@ def _visible_to_model(chat_id: uuid.UUID) -> Any:
     )
 
 
-def _rows(session: Session, stmt: Any) -> list[PromptRow]:
+def _rows(session: Session, stmt: Any, params: dict[str, Any] | None = None) -> list[PromptRow]:
     return [
         PromptRow(id=r[0], role=MessageRole(r[1]), content=r[2] or [], compressed=bool(r[3]))
-        for r in session.execute(stmt)
+        for r in session.execute(stmt, params or {})
     ]
 
 
@@ -95,18 +95,39 @@ def load_prompt_rows(session: Session, chat_id: uuid.UUID) -> list[PromptRow]:
     the non-compressed messages after the boundary. Other compressed rows (the summary's
     tool call and result, older summaries) are for the UI only.
     """
-    summary = latest_summary(session, chat_id)
-    stmt = _visible_to_model(chat_id).where(ChatMessage.compressed.is_(False))  # type: ignore[attr-defined]
-    if summary is not None:
-        boundary = summary_boundary(summary)
-        stmt = stmt.where(
-            sa.or_(ChatMessage.role == MessageRole.SYSTEM, ChatMessage.id > boundary)  # type: ignore[arg-type, operator]
-        )
-    rows = _rows(session, stmt.order_by(sa.asc(ChatMessage.id)))  # type: ignore[call-overload]
-    if summary is None:
+    # One statement: the newest summary (and its boundary) and the rows it leaves in view.
+    found = _rows(session, _PROMPT_ROWS_SQL, {"chat_id": chat_id, "key": SUMMARY_BOUNDARY_KEY})
+    summaries = [r for r in found if r.compressed]
+    rows = [r for r in found if not r.compressed]
+    if not summaries:
         return rows
+    summary = summaries[0]
+    boundary = summary_boundary(summary)
     head = [r for r in rows if r.id <= boundary]
     return [*head, summary, *rows[len(head) :]]
+
+
+_PROMPT_ROWS_SQL = sa.text(
+    """
+    WITH visible AS (
+        SELECT id, role, content, compressed FROM chat_messages
+         WHERE chat_id = :chat_id AND NOT deleted AND visibility IN ('model', 'both')
+    ), summary AS (
+        SELECT id, role, content, compressed,
+               coalesce((SELECT (p ->> :key)::bigint
+                           FROM jsonb_array_elements(content) WITH ORDINALITY AS a(p, n)
+                          WHERE jsonb_typeof(p -> :key) = 'number' ORDER BY n LIMIT 1),
+                        id) AS boundary
+          FROM visible WHERE compressed AND role = 'system' ORDER BY id DESC LIMIT 1
+    )
+    SELECT id, role, content, compressed FROM summary
+    UNION ALL
+    SELECT v.id, v.role, v.content, v.compressed FROM visible v
+     WHERE NOT v.compressed
+       AND (v.role = 'system' OR v.id > coalesce((SELECT boundary FROM summary), 0))
+     ORDER BY compressed DESC, id
+    """
+)
 
 
 def load_prompt_files(session: Session, rows: Sequence[PromptRow]) -> dict[uuid.UUID, ChatFile]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from agentfarm import logs, metrics
@@ -30,9 +29,9 @@ from models import db
 from models.base import utcnow
 from models.chat import rules as chat_rules
 from models.chat import transitions
-from models.chat.tables import Chat, ChatMessage
+from models.chat.tables import Chat
 from models.crypto import SecretsUnavailable
-from models.enums import ChatStatus, ErrorKind, MessageRole, PlanMode
+from models.enums import ChatStatus, ErrorKind, PlanMode
 from models.providers import key_policy
 from models.providers.tables import ChatModelConfig, ChatProvider
 from models.usage import limits as usage_limits
@@ -110,20 +109,18 @@ def take_chat(
     session: Session, rt: WorkerRuntime, *, chat_id: uuid.UUID, generation: int
 ) -> TakenStep | None:
     """Compare-and-set the chat to running under this worker; load what the step needs."""
-    chat = session.exec(select(Chat).where(Chat.id == chat_id).with_for_update()).first()
-    if chat is None or chat.generation != generation:
-        log.info("step dropped: stale generation", extra={"chat_id": str(chat_id)})
+    taken_row = transitions.take_row(session, chat_id, generation, rt.worker_id)
+    if taken_row is None:
+        log.info("step dropped: the chat is at another generation or not waiting for a step")
         return None
-    if not transitions.can_take(chat):
-        log.info("step dropped: chat is %s", chat.status, extra={"chat_id": str(chat_id)})
-        return None
-    now = utcnow()
-    fresh = transitions.take(chat, rt.worker_id, now)
-    step_no = _steps_in_generation(session, chat_id, generation) + 1
+    chat, extras = taken_row
+    fresh = bool(extras["fresh"])
+    step_no = int(extras["steps_before"]) + 1
     logs.bind(step=step_no)
     if step_no > rt.settings.max_chat_steps:
         raise StepFailed(f"maximum steps per turn ({rt.settings.max_chat_steps}) exceeded")
-    config_view = config_cache.view(session)
+    version = extras["config_version"]
+    config_view = config_cache.view(session, None if version is None else int(version))
     if config_view.get(("usage_limits_on",), lambda: usage_limits.enabled(session)):
         over_limit = usage_limits.exceeded(session, chat.owner_id)
         if over_limit is not None:  # the turn stops at this step boundary (usage_limits.py)
@@ -143,6 +140,7 @@ def take_chat(
         options=choice.model.options,
         messages=[],
         watch=ev.watch_chat(chat),
+        owner_has_push=bool(extras["owner_has_push"]),
     )
     if _needs_context(chat, workspace):
         assert workspace is not None
@@ -206,18 +204,6 @@ def _inject_context_first(rt: WorkerRuntime, taken: TakenStep) -> StepResult:
     queue = hosts.host_queue(taken.context_host)
     catalog.WORKSPACE_CONTEXT.send(str(taken.chat_id), taken.generation, queue=queue)
     return StepResult("context", detail=taken.context_host)
-
-
-def _steps_in_generation(session: Session, chat_id: uuid.UUID, generation: int) -> int:
-    return session.exec(
-        select(sa.func.count())
-        .select_from(ChatMessage)
-        .where(
-            ChatMessage.chat_id == chat_id,
-            ChatMessage.role == MessageRole.ASSISTANT,
-            ChatMessage.step_key.like(f"{generation}:%"),  # type: ignore[union-attr]
-        )
-    ).one()
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,9 @@ class TakenStep:
     workspace_mcp_tools: frozenset[str] = frozenset()
     # Whether any admin MCP server is enabled (else the step skips looking for their tools).
     admin_mcp: bool = True
+    # Whether the owner had a browser subscribed to web push when the step was taken (the
+    # persist phase then need not ask again).
+    owner_has_push: bool = True
 
 
 @dataclass
