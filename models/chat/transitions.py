@@ -94,7 +94,12 @@ _TAKE_SQL = sa.text(
             AND m.step_key LIKE CAST(chats.generation AS text) || ':%') AS steps_before,
         (SELECT version FROM config_version LIMIT 1) AS config_version,
         EXISTS (SELECT 1 FROM webpush_subscriptions w WHERE w.user_id = chats.owner_id)
-            AS owner_has_push
+            AS owner_has_push,
+        (SELECT ARRAY[m.id, coalesce(m.input_tokens, 0) + coalesce(m.output_tokens, 0)]
+           FROM chat_messages m
+          WHERE m.chat_id = chats.id AND m.role = 'assistant' AND NOT m.deleted
+            AND NOT m.compressed AND m.input_tokens IS NOT NULL
+          ORDER BY m.id DESC LIMIT 1) AS last_usage
     """
 )
 
@@ -104,7 +109,8 @@ def take_row(
 ) -> tuple[Chat, Any] | None:
     """:func:`take` in one statement: the chat as taken (detached: read it, do not change it)
     and the row's extras (``fresh``, ``steps_before``, ``config_version``,
-    ``owner_has_push``); None when the chat
+    ``owner_has_push``, ``last_usage``: [id, tokens] of the newest step that reported usage,
+    for the compaction check); None when the chat
     does not want this step (another generation, or not pending / between steps)."""
     row = (
         session.execute(_TAKE_SQL, {"id": chat_id, "generation": generation, "worker": worker_id})

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +48,7 @@ from workers.runtime import Lease, WorkerRuntime
 from workers.turn import prompt
 from workers.turn.llm import LLMError, StepOutput, StreamHooks, stream_step
 from workers.turn.persist import count_usage, persist_step
-from workers.turn.types import TOOL_NAME, CompactionPlan, StepResult, TakenStep
+from workers.turn.types import MISSING, TOOL_NAME, CompactionPlan, Missing, StepResult, TakenStep
 
 log = logging.getLogger("agentfarm.compaction")
 
@@ -64,12 +65,31 @@ SUMMARY_INSTRUCTION = (
 
 
 def compaction_due(
-    session: Session, chat_id: uuid.UUID, *, threshold: int, limit: int
+    session: Session,
+    chat_id: uuid.UUID,
+    *,
+    threshold: int,
+    limit: int,
+    last_usage: Sequence[int] | None | Missing = MISSING,
 ) -> CompactionPlan | None:
     """The compaction the chat needs before its next step, or None (called by ``take_chat``
-    with its model config's compression threshold, in percent, and context limit)."""
+    with its model config's compression threshold, in percent, and context limit).
+
+    ``last_usage`` is ``[message id, input + output tokens]`` of the newest step that
+    reported usage (None: no such step) when the caller read it already (the take does)."""
     if threshold <= 0 or limit <= 0:
         return None
+    if isinstance(last_usage, Missing):
+        last_usage = _last_usage(session, chat_id)
+    if last_usage is None:
+        return None
+    last_id, tokens = int(last_usage[0]), int(last_usage[1])
+    if tokens * 100 <= threshold * limit:
+        return None  # the common case: one indexed look at the latest step
+    return _plan(session, chat_id, last_id, tokens, threshold, limit)
+
+
+def _last_usage(session: Session, chat_id: uuid.UUID) -> list[int] | None:
     last = session.execute(
         sa.select(ChatMessage.id, ChatMessage.input_tokens, ChatMessage.output_tokens)  # type: ignore[call-overload]
         .where(
@@ -84,14 +104,17 @@ def compaction_due(
     ).first()
     if last is None or last.id is None:
         return None
-    tokens = (last.input_tokens or 0) + (last.output_tokens or 0)
-    if tokens * 100 <= threshold * limit:
-        return None  # the common case: one indexed look at the latest step
+    return [int(last.id), (last.input_tokens or 0) + (last.output_tokens or 0)]
+
+
+def _plan(
+    session: Session, chat_id: uuid.UUID, last_id: int, tokens: int, threshold: int, limit: int
+) -> CompactionPlan | None:
     summary = prompt.latest_summary(session, chat_id)
-    if summary is not None and last.id <= prompt.summary_boundary(summary):
+    if summary is not None and last_id <= prompt.summary_boundary(summary):
         return None  # that step is summarised already
     rows = prompt.load_prompt_rows(session, chat_id)
-    later_users = [r.id or 0 for r in rows if r.role == MessageRole.USER and (r.id or 0) > last.id]
+    later_users = [r.id or 0 for r in rows if r.role == MessageRole.USER and (r.id or 0) > last_id]
     covered = [r for r in rows if not later_users or (r.id or 0) < min(later_users)]
     story = [r for r in covered if r.compressed or r.role != MessageRole.SYSTEM]
     if all(r.compressed for r in story):

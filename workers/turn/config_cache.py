@@ -21,16 +21,10 @@ from sqlmodel import Session
 
 from agentfarm import metrics
 from models.site import config_version
+from workers.turn.types import MISSING, Missing
 
 T = TypeVar("T")
 MAX_ENTRIES = 4096  # per-owner entries; the whole cache is dropped when it would grow past this
-
-
-class Missing:
-    """No version given: read it."""
-
-
-MISSING = Missing()
 
 
 class ConfigCache:

@@ -147,7 +147,11 @@ def take_chat(
         taken.context_host = workspace.host
         return taken
     taken.compaction = compaction_due(
-        session, chat_id, threshold=choice.compression_threshold, limit=choice.context_limit
+        session,
+        chat_id,
+        threshold=choice.compression_threshold,
+        limit=choice.context_limit,
+        last_usage=extras["last_usage"],
     )
     rows = load_prompt_rows(session, chat_id)
     has_skills = any(p.get("type") == "skill" for r in rows for p in r.content or [])

@@ -9,6 +9,13 @@ from typing import Any
 from models.enums import ErrorKind
 from workers.turn.llm import ResolvedModel
 
+
+class Missing:
+    """An argument not given (the callee reads the value itself); None is a real answer."""
+
+
+MISSING = Missing()
+
 TOOL_NAME = "chat_summarized"  # the compaction's tool call, as Coder names it
 
 
