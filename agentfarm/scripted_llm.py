@@ -1,6 +1,7 @@
-"""A deterministic, scripted OpenAI-compatible chat-completions server.
+"""A deterministic, scripted OpenAI-compatible chat-completions server, which also answers
+Anthropic's Messages API on ``/v1/messages`` (``agentfarm.scripted_anthropic``).
 
-The dev farm and the test-suite point litellm at this server (model ``openai/scripted``,
+The dev farm and the test-suite point the worker at this server (model ``openai/scripted``,
 ``api_base`` = :attr:`ScriptedLLMServer.base_url`) instead of a real LLM. What it answers is
 driven by ``[[name: args]]`` directives in the latest user message; see ``docs/scripted-llm.md``.
 Standard library only, so it starts instantly.
@@ -14,9 +15,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agentfarm import scripted_anthropic
 from agentfarm.scripted_replies import (
     MODEL_ID,
     REJECTED_API_KEY,
@@ -77,30 +80,46 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle_post(self) -> None:
         raw = self._read_body()
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        path = self.path.rstrip("/")
+        if path not in ("/v1/chat/completions", "/v1/messages"):
             self._send(404, error_body(404, f"no route for POST {self.path}"))
             return
+        anthropic = path == "/v1/messages"
+        errors = scripted_anthropic.error_body if anthropic else error_body
         try:
             body = json.loads(raw or b"null")
             if not isinstance(body, dict):
                 raise ValueError("the request body must be a JSON object")
         except ValueError as exc:
-            self._send(400, error_body(400, f"invalid JSON body: {exc}"))
+            self._send(400, errors(400, f"invalid JSON body: {exc}"))
             return
         self.server.owner.record(body)
-        if self.headers.get("Authorization", "").strip() == f"Bearer {REJECTED_API_KEY}":
-            self._send(401, error_body(401, "invalid api key"))
+        if anthropic:
+            key = self.headers.get("x-api-key", "")
+        else:
+            key = self.headers.get("Authorization", "").strip().removeprefix("Bearer ")
+        if key.strip() == REJECTED_API_KEY:
+            self._send(401, errors(401, "invalid api key"))
             return
         try:
-            script = plan_response(body)
-        except DirectiveError as exc:
-            self._send(400, error_body(400, str(exc)))
+            if anthropic and not self.headers.get("anthropic-version"):
+                raise scripted_anthropic.InvalidRequest("anthropic-version: header is required")
+            chat = scripted_anthropic.chat_request(body) if anthropic else body
+            script = plan_response(chat)
+        except (DirectiveError, scripted_anthropic.InvalidRequest) as exc:
+            self._send(400, errors(400, str(exc)))
             return
         time.sleep(script.stall_s)
-        if not self._maybe_fail(script, body):
+        if self._maybe_fail(script, chat, errors):
+            return
+        if anthropic:
+            self._respond_anthropic(script, chat)
+        else:
             self._respond(script, body)
 
-    def _maybe_fail(self, script: Script, body: dict[str, Any]) -> bool:
+    def _maybe_fail(
+        self, script: Script, body: dict[str, Any], errors: Callable[[int, str], Any]
+    ) -> bool:
         if script.fail_status is None:
             return False
         conv = conversation_hash(body.get("messages") or [])
@@ -110,25 +129,40 @@ class _Handler(BaseHTTPRequestHandler):
         status, times = script.fail_status, script.fail_times
         headers = {"Retry-After": "0"} if status == 429 else {}
         message = f"scripted failure {status} (attempt {attempt} of {times})"
-        self._send(status, error_body(status, message), headers)
+        self._send(status, errors(status, message), headers)
         return True
 
-    def _respond(self, script: Script, body: dict[str, Any]) -> None:
-        chat_id = "chatcmpl-" + conversation_hash(body.get("messages") or [])[:24]
-        if not body.get("stream"):
-            self._send(200, completion_body(script, body, chat_id))
-            return
+    def _start_stream(self) -> None:
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
+
+    def _respond(self, script: Script, body: dict[str, Any]) -> None:
+        chat_id = "chatcmpl-" + conversation_hash(body.get("messages") or [])[:24]
+        if not body.get("stream"):
+            self._send(200, completion_body(script, body, chat_id))
+            return
+        self._start_stream()
         for index, chunk in enumerate(stream_chunks(script, body, chat_id)):
             if index and script.delay_s:
                 time.sleep(script.delay_s)
             self._write_event(json.dumps(chunk, separators=(",", ":")))
         self._write_event("[DONE]")
+
+    def _respond_anthropic(self, script: Script, chat: dict[str, Any]) -> None:
+        if not chat.get("stream"):
+            self._send(200, scripted_anthropic.message_body(script, chat))
+            return
+        self._start_stream()
+        for index, event in enumerate(scripted_anthropic.stream_events(script, chat)):
+            if index > 1 and script.delay_s:
+                time.sleep(script.delay_s)
+            data = json.dumps(event, separators=(",", ":"))
+            self.wfile.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
+            self.wfile.flush()
 
     def _write_event(self, data: str) -> None:
         self.wfile.write(f"data: {data}\n\n".encode())

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Stream openai / openai-compat / openrouter models with the lean direct client
     # (workers/openai_wire.py) instead of litellm's stream wrapper (40x the CPU per token).
     llm_direct_openai: bool = True
+    # Stream anthropic models with the direct Messages client (workers/turn/anthropic_wire.py)
+    # instead of litellm's (17x the CPU per token); false sends them through litellm again.
+    llm_direct_anthropic: bool = True
     title_timeout_s: float = 30.0
     default_max_output_tokens: int = 32_000
     system_prompt: str = (

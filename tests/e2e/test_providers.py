@@ -416,3 +416,58 @@ def test_exactly_one_default_model(farm: Farm, admin: Caller, caller: Caller) ->
         restore = admin.http.patch(f"{CHATS}/model-configs/{original}", json={"is_default": True})
         assert restore.status_code == 200, restore.text
     assert live_defaults() == [original]
+
+
+def test_an_anthropic_model_runs_a_turn_on_the_messages_api(
+    farm: Farm, admin: Caller, caller: Caller
+) -> None:
+    """A chat on an anthropic model: the worker's direct Messages client
+    (workers/turn/anthropic_wire.py) against the scripted server's /v1/messages, which checks
+    the request as Anthropic does. Reasoning effort becomes a thinking budget, the system
+    prompt goes top level, usage is priced from litellm's map."""
+    configure_provider(
+        admin,
+        "anthropic",
+        api_key=secret("anthropic-turn"),
+        base_url=farm.llm.base_url.removesuffix("/v1"),
+        enabled=True,
+        central_api_key_enabled=True,
+        allow_user_api_key=False,
+        allow_central_api_key_fallback=False,
+    )
+    chat: dict[str, Any] = {}
+    try:
+        config = model_config(
+            admin,
+            "anthropic",
+            "claude-haiku-4-5",
+            model_config={"provider_options": {"anthropic": {"effort": "low"}}},
+        )
+        tag = f"claude-{uuid.uuid4().hex[:8]}"
+        usage = "[[usage: prompt=1000 completion=500]]"
+        chat = caller.create_chat(
+            f"[[reasoning: weighing it]] [[reply: from claude]] {usage} {tag}",
+            model_config_id=config["id"],
+        )
+        caller.wait_status(chat["id"], "waiting")
+        sent = [r for r in requests_mentioning(farm, tag) if r.get("model") == "claude-haiku-4-5"]
+        turn = next(r for r in sent if r.get("stream"))
+        assert turn["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+        assert turn["system"] and all(m["role"] in ("user", "assistant") for m in turn["messages"])
+        parts = [p for m in caller.messages(chat["id"])["messages"] for p in m["content"]
+                 if m["role"] == "assistant"]  # fmt: skip
+        assert {"type": "reasoning", "text": "weighing it"} in [
+            {k: p[k] for k in ("type", "text")} for p in parts if p["type"] == "reasoning"
+        ]
+        assert "from claude" in "".join(p.get("text", "") for p in parts if p["type"] == "text")
+        # claude-haiku-4-5 in litellm's map: $1 / $5 per 1M tokens.
+        assert assistant_cost(chat["id"]) == (1000, 500, 1000 * 1 + 500 * 5)
+    finally:
+        # Leave no anthropic row behind (test_subagents adds its own): the chat goes first,
+        # so the provider, and its model configs with it, can be deleted.
+        if chat:
+            with db.session_scope() as session:
+                session.execute(sa.text("DELETE FROM chats WHERE id = :id"), {"id": chat["id"]})
+        provider = provider_entry(admin, "anthropic")
+        resp = admin.http.delete(f"{CHATS}/providers/{provider['id']}")
+        assert resp.status_code == 204, resp.text

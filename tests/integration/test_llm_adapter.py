@@ -1,8 +1,9 @@
 """The model adapter against the scripted model server over HTTP (no in-process fakes).
 
-Every test runs twice: on the direct OpenAI-wire client (what openai / openai-compat /
-openrouter models use) and forced through litellm's stream wrapper (what every other
-provider uses), so both paths keep the same behaviour."""
+Every test runs four times: for an OpenAI-protocol provider (openai-compat) and for
+Anthropic (the scripted server's Messages dialect), each on its direct wire client
+(``workers/turn/openai_wire.py``, ``workers/turn/anthropic_wire.py``) and forced through
+litellm (what Bedrock, Google, Azure and Vercel use), so every path keeps the same behaviour."""
 
 from __future__ import annotations
 
@@ -12,19 +13,33 @@ import pytest
 
 from agentfarm.scripted_llm import ScriptedLLMServer
 from models.enums import ErrorKind
-from workers.turn.llm import LLMError, ResolvedModel, StreamHooks, stream_step
+from workers.turn.llm import LLMError, ResolvedModel, stream_step
+from workers.turn.stream_parts import StreamHooks
+
+PATHS = [
+    ("openai-compat", "direct"),
+    ("openai-compat", "litellm"),
+    ("anthropic", "direct"),
+    ("anthropic", "litellm"),
+]
+PROVIDER = "openai-compat"
 
 
-@pytest.fixture(autouse=True, params=["direct", "litellm"])
+@pytest.fixture(autouse=True, params=PATHS, ids=["-".join(p) for p in PATHS])
 def model_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
     from agentfarm.settings import reset_settings_cache
 
-    direct = request.param == "direct"
-    monkeypatch.setenv("AGENTFARM_LLM_DIRECT_OPENAI", "true" if direct else "false")
+    global PROVIDER
+    provider, path = request.param
+    PROVIDER = provider
+    flag = "true" if path == "direct" else "false"
+    monkeypatch.setenv("AGENTFARM_LLM_DIRECT_OPENAI", flag)
+    monkeypatch.setenv("AGENTFARM_LLM_DIRECT_ANTHROPIC", flag)
     reset_settings_cache()
-    yield request.param
+    yield f"{provider}-{path}"
     monkeypatch.undo()
     reset_settings_cache()
+    PROVIDER = "openai-compat"
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +49,13 @@ def server() -> Any:
 
 
 def model_for(server: ScriptedLLMServer, api_key: str = "k") -> ResolvedModel:
+    # An Anthropic base URL is the host (litellm and the direct client add /v1/messages).
+    anthropic = PROVIDER == "anthropic"
     return ResolvedModel(
-        provider="openai-compat",
+        provider=PROVIDER,
         model="scripted",
         api_key=api_key,
-        base_url=server.base_url,
+        base_url=server.base_url.removesuffix("/v1") if anthropic else server.base_url,
         context_limit=1000,
     )
 
@@ -74,6 +91,57 @@ def test_parallel_tool_calls_are_reassembled(server: ScriptedLLMServer) -> None:
     assert any(p["type"] == "tool-call" and p["args_delta"] for p in parts)
 
 
+def test_tool_results_go_back_in_the_providers_shape(server: ScriptedLLMServer) -> None:
+    """A tool round trip: the scripted server checks the second request as the provider
+    would (for Anthropic: every tool_use answered by a tool_result in the next user turn)."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "execute",
+                "description": "Run a command",
+                "parameters": {"type": "object", "properties": {"command": {"type": "string"}}},
+            },
+        }
+    ]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": '[[tool: execute {"command": "ls"}]] [[tool: execute {}]]'},
+    ]
+    hooks = StreamHooks(on_part=lambda _p: None, should_stop=lambda: False)
+    first = stream_step(model_for(server), messages, tools=tools, hooks=hooks,
+                        first_chunk_timeout=10, max_output_tokens=100)  # fmt: skip
+    assert first.finish_reason == "tool_calls" and len(first.tool_calls) == 2
+    messages.append(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in first.tool_calls
+            ],
+        }
+    )  # fmt: skip
+    for n, call in enumerate(first.tool_calls):
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": f'{{"n": {n}}}'})
+    second = stream_step(model_for(server), messages, tools=tools, hooks=hooks,
+                         first_chunk_timeout=10, max_output_tokens=100)  # fmt: skip
+    assert second.finish_reason == "stop"
+    assert second.text == (
+        f'Tool results received: {first.tool_calls[0].id}={{"n": 0}}; '
+        f'{first.tool_calls[1].id}={{"n": 1}}'
+    )
+    if PROVIDER != "anthropic":
+        return  # the scripted chat-completions dialect does not check tool pairing
+    # A result left out is refused by Anthropic, and the refusal is not retried.
+    with pytest.raises(LLMError) as info:
+        stream_step(model_for(server), messages[:-1] + [{"role": "user", "content": "next"}],
+                    tools=tools, hooks=hooks, first_chunk_timeout=10,
+                    max_output_tokens=100)  # fmt: skip
+    assert info.value.status_code == 400 and not info.value.retryable
+
+
 def test_first_chunk_guard_is_a_retryable_startup_timeout(server: ScriptedLLMServer) -> None:
     with pytest.raises(LLMError) as info:
         run(server, "[[stall_ms: 1500]] [[reply: late]]", timeout=0.3)
@@ -97,6 +165,8 @@ def test_http_failures_are_classified(
     with pytest.raises(LLMError) as info:
         run(server, f"[[fail: {status} times=1]] classify {status} on {model_path}")
     assert (info.value.kind, info.value.retryable) == (kind, retryable)
+    if model_path == "anthropic-litellm" and status == 529:
+        status = 500  # litellm reports Anthropic's overload as an InternalServerError
     assert info.value.status_code == status
 
 

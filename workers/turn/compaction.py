@@ -46,8 +46,9 @@ from models.enums import ChatStatus, MessageRole, MessageVisibility
 from models.providers.costs import cost_micros
 from workers.runtime import Lease, WorkerRuntime
 from workers.turn import prompt
-from workers.turn.llm import LLMError, StepOutput, StreamHooks, stream_step
+from workers.turn.llm import LLMError, stream_step
 from workers.turn.persist import count_usage, persist_step
+from workers.turn.stream_parts import StepOutput, StreamHooks
 from workers.turn.types import MISSING, TOOL_NAME, CompactionPlan, Missing, StepResult, TakenStep
 
 log = logging.getLogger("agentfarm.compaction")

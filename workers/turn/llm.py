@@ -1,14 +1,14 @@
 """The model adapter: one streamed model call, with errors classified as in Coder's chatd.
 
 Providers that speak OpenAI's chat-completions protocol go through the lean direct client
-(``workers.turn.openai_wire``); every other provider through litellm, which is imported only when
-one needs it. Per-chunk work is kept small (no callbacks, no per-chunk logging) because it
+(``workers.turn.openai_wire``), Anthropic through its Messages client
+(``workers.turn.anthropic_wire``); every other provider through litellm, which is imported only
+when one needs it. Per-chunk work is kept small (no callbacks, no per-chunk logging) because it
 runs once per streamed token.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -32,8 +32,15 @@ from redis.exceptions import RedisError
 from agentfarm.settings import get_settings
 from models.enums import LITELLM_PREFIX, ErrorKind
 from models.providers.model_options import reasoning_effort_for
-from workers.turn import openai_wire
+from workers.turn import anthropic_wire, openai_wire
 from workers.turn.llm_errors import KIND_MESSAGES, LLMError, classify
+from workers.turn.stream_parts import (
+    StepOutput,
+    StreamHooks,
+    absorb_chunk,
+    absorb_raw,
+    anthropic_absorber,
+)
 
 _litellm_lock = threading.Lock()
 
@@ -70,47 +77,6 @@ class ResolvedModel:
     @property
     def litellm_model(self) -> str:
         return f"{LITELLM_PREFIX.get(self.provider, self.provider)}/{self.model}"
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: str = ""
-
-    def parsed_args(self) -> Any:
-        try:
-            return json.loads(self.arguments) if self.arguments else {}
-        except json.JSONDecodeError:
-            return self.arguments
-
-
-@dataclass
-class StepOutput:
-    """What one streamed call produced (possibly partial if it was stopped)."""
-
-    text: str = ""
-    reasoning: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    usage: dict[str, int] = field(default_factory=dict)
-    finish_reason: str | None = None
-    provider_response_id: str | None = None
-    stopped: bool = False
-
-    def has_content(self) -> bool:
-        return bool(self.text or self.reasoning or self.tool_calls)
-
-
-@dataclass
-class StreamHooks:
-    """Callbacks the step gives the stream: parts out, stop requests in."""
-
-    on_part: Callable[[dict[str, Any]], None]
-    should_stop: Callable[[], bool]
-    # Receives a function that aborts the HTTP stream from another thread (interrupts).
-    set_closer: Callable[[Callable[[], None] | None], None] = lambda _closer: None
-    # Called once with the seconds until the first chunk (time to first token).
-    on_first_chunk: Callable[[float], None] = lambda _seconds: None
 
 
 def completion_kwargs(model: ResolvedModel, *, first_chunk_timeout: float) -> dict[str, Any]:
@@ -206,8 +172,22 @@ def _open_stream(
     first_chunk_timeout: float,
     max_output_tokens: int,
 ) -> tuple[Iterator[Any], Callable[[Any, StepOutput, StreamHooks], None], Callable[[], None]]:
-    """The chunk iterator, its absorber and what closes the stream: the direct OpenAI-wire
-    path where it applies (``workers.turn.openai_wire``), else litellm."""
+    """The chunk iterator, its absorber and what closes the stream: a direct wire client
+    where one applies (``workers.turn.openai_wire``, ``workers.turn.anthropic_wire``), else
+    litellm."""
+    if _direct_anthropic(model.provider):
+        max_tokens = int((model.options or {}).get("max_output_tokens") or max_output_tokens)
+        body = anthropic_wire.request_body(
+            model.model, model.options or {}, messages, tools, max_tokens
+        )
+        events = anthropic_wire.stream(
+            anthropic_wire.messages_url(model.base_url),
+            model.api_key,
+            body,
+            timeout=httpx.Timeout(first_chunk_timeout, connect=10.0),
+            set_closer=hooks.set_closer,
+        )
+        return events, anthropic_absorber(), events.close  # type: ignore[attr-defined]
     url = openai_wire.base_url(model.provider, model.base_url)
     if url and get_settings().llm_direct_openai:
         max_tokens = int((model.options or {}).get("max_output_tokens") or max_output_tokens)
@@ -218,7 +198,7 @@ def _open_stream(
         chunks = openai_wire.stream(
             url, model.api_key, body, timeout=timeout, set_closer=hooks.set_closer
         )
-        return chunks, _absorb_raw, chunks.close  # type: ignore[attr-defined]
+        return chunks, absorb_raw, chunks.close  # type: ignore[attr-defined]
     kwargs = completion_kwargs(model, first_chunk_timeout=first_chunk_timeout)
     kwargs.setdefault("max_tokens", max_output_tokens)
     response = _litellm().completion(
@@ -230,56 +210,15 @@ def _open_stream(
     )
     closer = _closer_for(response)
     hooks.set_closer(closer)
-    return _chunks(response), _absorb_chunk, closer
+    return _chunks(response), absorb_chunk, closer
 
 
 def _chunks(response: Any) -> Iterator[Any]:
     yield from response
 
 
-def _absorb_raw(chunk: dict[str, Any], out: StepOutput, hooks: StreamHooks) -> None:
-    """``_absorb_chunk`` for a decoded JSON chunk of the direct path."""
-    if out.provider_response_id is None:
-        out.provider_response_id = chunk.get("id")
-    usage = chunk.get("usage")
-    if usage:
-        out.usage = _usage_from_dict(usage)
-    choices = chunk.get("choices")
-    if not choices:
-        return
-    choice = choices[0]
-    if choice.get("finish_reason"):
-        out.finish_reason = choice["finish_reason"]
-    delta = choice.get("delta") or {}
-    # reasoning_content (DeepSeek/vLLM style, our scripted model) or reasoning (OpenRouter)
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-    if reasoning and isinstance(reasoning, str):
-        out.reasoning += reasoning
-        hooks.on_part({"type": "reasoning", "text": reasoning})
-    content = delta.get("content")
-    if content:
-        out.text += content
-        hooks.on_part({"type": "text", "text": content})
-    for tc in delta.get("tool_calls") or []:
-        fn = tc.get("function") or {}
-        _absorb_tool_delta_parts(
-            tc.get("index"), tc.get("id"), fn.get("name"), fn.get("arguments"), out, hooks
-        )
-
-
-def _usage_from_dict(usage: dict[str, Any]) -> dict[str, int]:
-    def num(obj: Any, name: str) -> int:
-        value = obj.get(name) if isinstance(obj, dict) else None
-        return int(value) if isinstance(value, int | float) else 0
-
-    return {
-        "input_tokens": num(usage, "prompt_tokens"),
-        "output_tokens": num(usage, "completion_tokens"),
-        "total_tokens": num(usage, "total_tokens"),
-        "reasoning_tokens": num(usage.get("completion_tokens_details"), "reasoning_tokens"),
-        "cache_read_tokens": num(usage.get("prompt_tokens_details"), "cached_tokens"),
-        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
-    }
+def _direct_anthropic(provider: str) -> bool:
+    return provider == "anthropic" and get_settings().llm_direct_anthropic
 
 
 def _closer_for(response: Any) -> Callable[[], None]:
@@ -296,92 +235,21 @@ def _closer_for(response: Any) -> Callable[[], None]:
     return close
 
 
-def _absorb_chunk(chunk: Any, out: StepOutput, hooks: StreamHooks) -> None:
-    if out.provider_response_id is None:
-        out.provider_response_id = getattr(chunk, "id", None)
-    usage = getattr(chunk, "usage", None)
-    if usage:
-        out.usage = _usage_dict(usage)
-    if not chunk.choices:
-        return
-    choice = chunk.choices[0]
-    if choice.finish_reason:
-        out.finish_reason = choice.finish_reason
-    delta = choice.delta
-    reasoning = getattr(delta, "reasoning_content", None)
-    if reasoning:
-        out.reasoning += reasoning
-        hooks.on_part({"type": "reasoning", "text": reasoning})
-    if delta.content:
-        out.text += delta.content
-        hooks.on_part({"type": "text", "text": delta.content})
-    for tc in getattr(delta, "tool_calls", None) or []:
-        _absorb_tool_delta(tc, out, hooks)
-
-
-def _absorb_tool_delta(tc: Any, out: StepOutput, hooks: StreamHooks) -> None:
-    fn = tc.function
-    _absorb_tool_delta_parts(
-        tc.index,
-        tc.id,
-        fn.name if fn is not None else None,
-        fn.arguments if fn is not None else None,
-        out,
-        hooks,
-    )
-
-
-def _absorb_tool_delta_parts(
-    index: int | None,
-    call_id: str | None,
-    name: str | None,
-    args: str | None,
-    out: StepOutput,
-    hooks: StreamHooks,
-) -> None:
-    index = index if index is not None else len(out.tool_calls)
-    while len(out.tool_calls) <= index:
-        out.tool_calls.append(ToolCall(id="", name=""))
-    call = out.tool_calls[index]
-    if call_id:
-        call.id = call_id
-    if name:
-        call.name = name
-    if args:
-        call.arguments += args
-    hooks.on_part(
-        {
-            "type": "tool-call",
-            "tool_call_id": call.id,
-            "tool_name": call.name,
-            "args_delta": args or "",
-        }
-    )
-
-
-def _usage_dict(usage: Any) -> dict[str, int]:
-    def num(obj: Any, name: str) -> int:
-        value = getattr(obj, name, None) if obj is not None else None
-        return int(value) if isinstance(value, int | float) else 0
-
-    details = getattr(usage, "completion_tokens_details", None)
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    return {
-        "input_tokens": num(usage, "prompt_tokens"),
-        "output_tokens": num(usage, "completion_tokens"),
-        "total_tokens": num(usage, "total_tokens"),
-        "reasoning_tokens": num(details, "reasoning_tokens"),
-        "cache_read_tokens": num(prompt_details, "cached_tokens"),
-        "cache_creation_tokens": num(usage, "cache_creation_input_tokens"),
-    }
-
-
 def complete_text(
     model: ResolvedModel, messages: list[dict[str, Any]], *, timeout: float, max_tokens: int
 ) -> str:
     """One short non-streamed completion (titles); raises LLMError."""
     url = openai_wire.base_url(model.provider, model.base_url)
     try:
+        if _direct_anthropic(model.provider):
+            return anthropic_wire.complete(
+                anthropic_wire.messages_url(model.base_url),
+                model.api_key,
+                anthropic_wire.request_body(
+                    model.model, model.options or {}, messages, None, max_tokens, stream=False
+                ),
+                timeout=httpx.Timeout(timeout, connect=10.0),
+            )
         if url and get_settings().llm_direct_openai:
             return openai_wire.complete(
                 url,
@@ -400,12 +268,13 @@ def complete_text(
 
 
 def needs_litellm() -> bool:
-    """Whether an enabled provider is served through litellm (not the direct path)."""
+    """Whether an enabled provider is served through litellm (not a direct wire client)."""
     import sqlalchemy as sa
 
-    if not get_settings().llm_direct_openai:
-        return True
-    direct = sorted(openai_wire.DIRECT_PROVIDERS)
+    settings = get_settings()
+    direct = sorted(openai_wire.DIRECT_PROVIDERS) if settings.llm_direct_openai else []
+    if settings.llm_direct_anthropic:
+        direct.append("anthropic")
     with db.get_engine().connect() as conn:
         other = conn.execute(
             sa.text("SELECT 1 FROM chat_providers WHERE enabled AND provider <> ALL(:d) LIMIT 1"),

@@ -113,7 +113,8 @@ def classify(exc: BaseException, *, provider: str | None = None) -> LLMError:
         return err(ErrorKind.AUTH, False)
     if status == 429:
         return err(ErrorKind.RATE_LIMIT, True)
-    if status in (503, 529):
+    # litellm reports Anthropic's 529 as a 500 whose text names the overload.
+    if status in (503, 529) or (status in RETRYABLE_STATUS and "overloaded" in text):
         return err(ErrorKind.OVERLOADED, True)
     if status in RETRYABLE_STATUS:
         return err(ErrorKind.GENERIC, True)

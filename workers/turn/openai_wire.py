@@ -114,7 +114,7 @@ def stream(
     try:
         if response.status_code >= 400:
             response.read()
-            raise ProviderHTTPError(response.status_code, _error_text(response))
+            raise ProviderHTTPError(response.status_code, error_text(response))
         for line in response.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -123,7 +123,7 @@ def stream(
                 return
             chunk = json.loads(data)
             if isinstance(chunk, dict) and chunk.get("error"):
-                raise ProviderHTTPError(_status_of(chunk["error"]), _message_of(chunk["error"]))
+                raise ProviderHTTPError(_status_of(chunk["error"]), message_of(chunk["error"]))
             yield chunk
     finally:
         response.close()
@@ -135,23 +135,23 @@ def complete(url: str, api_key: str | None, body: dict[str, Any], *, timeout: ht
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     response = client().post(f"{url}/chat/completions", json=body, headers=headers, timeout=timeout)
     if response.status_code >= 400:
-        raise ProviderHTTPError(response.status_code, _error_text(response))
+        raise ProviderHTTPError(response.status_code, error_text(response))
     payload = response.json()
     choices = payload.get("choices") or [{}]
     return str((choices[0].get("message") or {}).get("content") or "")
 
 
-def _error_text(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     try:
         payload = response.json()
     except ValueError:
         return f"HTTP {response.status_code}: {response.text[:300]}"
     error = payload.get("error") if isinstance(payload, dict) else None
-    message = _message_of(error) if error is not None else str(payload)[:300]
+    message = message_of(error) if error is not None else str(payload)[:300]
     return f"HTTP {response.status_code}: {message}"
 
 
-def _message_of(error: Any) -> str:
+def message_of(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error.get("type") or error)[:300]
     return str(error)[:300]

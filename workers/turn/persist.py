@@ -28,7 +28,7 @@ from models.providers.costs import cost_micros
 from workers.runtime import WorkerRuntime
 from workers.tools import calls as tool_calls
 from workers.tools import toolset
-from workers.turn.llm import StepOutput
+from workers.turn.stream_parts import StepOutput
 from workers.turn.types import StepResult, TakenStep
 
 log = logging.getLogger("agentfarm.step")

@@ -42,9 +42,10 @@ from workers.runtime import Lease, WorkerRuntime
 from workers.tools import plan_mode, toolset
 from workers.turn import config_cache
 from workers.turn.compaction import compact_before_step, compaction_due
-from workers.turn.llm import LLMError, ResolvedModel, StepOutput, StreamHooks, stream_step
+from workers.turn.llm import LLMError, ResolvedModel, stream_step
 from workers.turn.persist import count_usage, persist_step
 from workers.turn.prompt import load_prompt_files, load_prompt_rows, to_llm_messages
+from workers.turn.stream_parts import StepOutput, StreamHooks
 from workers.turn.types import StepFailed, StepResult, TakenStep
 
 __all__ = [
