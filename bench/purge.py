@@ -25,6 +25,7 @@ no lock held over 1 s).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.db import make_engine, normalize_url
 from models.migrate import upgrade
-from models.retention import DEFAULT_RETENTION_DAYS, purge_batch
+from models.retention import DEFAULT_BATCH_SIZE, DEFAULT_RETENTION_DAYS, purge_batch
 
 FILL = [
     # Owners, an organization and a model config for the chats to point at.
@@ -179,7 +180,7 @@ def report(
     total_s: float,
     fill_s: float,
     batch_size: int,
-) -> None:
+) -> dict[str, float]:
     rows = sum(purged.values())
     print(f"\nfilled in {fill_s:.1f} s; purged with batches of at most {batch_size} rows\n")
     print(f"{'table':<22}{'before':>12}{'purged':>12}{'after':>12}")
@@ -198,6 +199,15 @@ def report(
     print(
         f"{'longest batch transaction (ms)':<34}{longest * 1000:>12.1f}  ({verdict} the 1 s target)"
     )
+    return {
+        "rows_purged": rows,
+        "rows_per_s": round(rows / total_s),
+        "batches": len(durations),
+        "batch_size": batch_size,
+        "batch_p50_ms": round(statistics.median(durations) * 1000, 1),
+        "batch_p99_ms": round(p99 * 1000, 1),
+        "longest_batch_ms": round(longest * 1000, 1),
+    }
 
 
 def main() -> int:
@@ -220,9 +230,10 @@ def main() -> int:
         purged, durations, total_s = run_purge(url, ARGS.batch_size)
         with psycopg.connect(libpq(url)) as conn:
             after = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
-        report(before, after, purged, durations, total_s, fill_s, ARGS.batch_size)
+        figures = report(before, after, purged, durations, total_s, fill_s, ARGS.batch_size)
         left = expired_left(url)
         print(f"{'expired chats left':<34}{left:>12,}")
+        print(json.dumps({**figures, "expired_chats_left": left}))
         return 0 if left == 0 else 1
     finally:
         if not ARGS.keep:
@@ -237,7 +248,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--database-url", help="server to create the scratch database on")
     parser.add_argument("--chats", type=int, default=10_000)
     parser.add_argument("--messages-per-chat", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     return parser.parse_args()
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -45,15 +46,19 @@ LOCK_TIMEOUT = "5s"
 # A chat whose files (and whose own rows) the purge must keep.
 _KEPT = "(NOT c.archived OR c.updated_at >= :cutoff)"
 
+# Children first (a root is deleted after its subagents), oldest first, read in that order from
+# idx_chats_purge_order: a batch reads only the chats it takes, whatever the backlog.
 EXPIRED_CHATS_SQL = sa.text(
     """
     SELECT id FROM chats
      WHERE archived AND updated_at < :cutoff
-     ORDER BY root_chat_id IS NULL, updated_at, id
+     ORDER BY root_chat_id IS NULL, updated_at
      LIMIT :limit
      FOR UPDATE SKIP LOCKED
     """
 )
+# Chats taken per group at first; the group doubles while whole groups fit in the budget.
+FIRST_GROUP = 4
 
 CASCADING_TABLES_SQL = sa.text(
     """
@@ -171,13 +176,29 @@ def cascading_tables(session: Session) -> list[tuple[str, str]]:
 
 
 def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
-    # Locked (SKIP LOCKED): an unarchive cannot slip in between deleting a chat's rows and
-    # deleting the chat, and two purges never work on the same chats.
-    params = {"cutoff": cutoff, "limit": batch.batch_size}
-    chat_ids = list(session.execute(EXPIRED_CHATS_SQL, params).scalars())
-    if not chat_ids:
-        return
-    for table, column in cascading_tables(session):
+    """Expired chats a group at a time: lock the group (SKIP LOCKED: within the batch an
+    unarchive cannot slip in between deleting a chat's rows and deleting the chat, and two
+    purges never share chats), delete what cascades from it within the budget, then the
+    chats. Groups start small and double while they fit, so a batch locks about as many chats
+    as its budget covers instead of ``batch_size`` of them. A chat with more rows than one
+    budget is emptied over several batches; an unarchive between those batches keeps what is
+    left of it."""
+    tables = cascading_tables(session)
+    group = FIRST_GROUP
+    while batch.remaining > 0:
+        params = {"cutoff": cutoff, "limit": min(group, batch.remaining)}
+        chat_ids = list(session.execute(EXPIRED_CHATS_SQL, params).scalars())
+        if not chat_ids or not _purge_group(session, tables, chat_ids, batch):
+            return
+        group *= 2
+
+
+def _purge_group(
+    session: Session, tables: list[tuple[str, str]], chat_ids: list[Any], batch: PurgeBatch
+) -> bool:
+    """Delete these chats and their rows within the budget; False when the budget ran out
+    first (rows may be left for the next batch)."""
+    for table, column in tables:
         budget = batch.remaining
         deleted = session.execute(  # type: ignore[attr-defined]
             sa.text(
@@ -188,13 +209,14 @@ def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
         ).rowcount
         batch.add(table, deleted)
         if deleted >= budget:
-            return  # this table may hold more of these chats' rows: the next batch goes on
+            return False  # this table may hold more of these chats' rows: the next batch goes on
     # Nothing cascades from these chats any more; deleting them stays within the budget.
     doomed = chat_ids[: batch.remaining]
     deleted = session.execute(  # type: ignore[attr-defined]
         sa.text("DELETE FROM chats WHERE id = ANY(:ids)"), {"ids": doomed}
     ).rowcount
     batch.add("chats", deleted)
+    return len(doomed) == len(chat_ids)
 
 
 def _purge_files(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:

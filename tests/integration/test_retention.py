@@ -447,13 +447,15 @@ def test_purge_killed_mid_batch_resumes(
         queue_name="scheduled", actor_name="retention.purge", args=(), kwargs={}, options={}
     )
     expired = data.chat_ids(expired=True)
-    # The purge empties the child tables in a fixed order (file links, messages, queued
-    # messages, tool calls); the expired chats' tool calls, held by this transaction, stop it
-    # inside the batch that reaches them, after the message batches have committed.
+    # The purge takes expired chats children first, then roots oldest first: the chats
+    # archived 31 days ago (kind 3) come last. Their tool calls, held by this transaction,
+    # stop it inside the batch that reaches them (after it deleted that group's messages),
+    # once the batches before it have committed.
+    held = {cid for n, cid in data.chats.items() if n % 10 == 3}
     holder = engine.connect()
     holder.execute(
         sa.text("SELECT id FROM chat_tool_calls WHERE chat_id = ANY(:ids) FOR UPDATE"),
-        {"ids": list(expired)},
+        {"ids": list(held)},
     )
     first = start_worker(env, tmp_path / "w1", hosts="", queues=["scheduled"])
     try:
@@ -472,14 +474,19 @@ def test_purge_killed_mid_batch_resumes(
     _wait("the killed batch to roll back", lambda: _tool_call_deletes(engine, waiting=False) == 0)
 
     # Mid-way: whole batches committed (rows gone = rows the worker counted after each
-    # commit, in full batches), the killed batch left nothing behind (every tool call of an
-    # expired chat is still there), and every chat still exists with its root.
+    # commit, in full batches), the killed batch left nothing behind (every held chat is
+    # there with every tool call; batches that committed before it may have taken some of
+    # their messages), and every surviving child still has its root.
     killed_run = _purged_metric(metrics_dir)
     now = table_counts(engine)
     assert {t: data.counts[t] - now[t] for t in now if data.counts[t] != now[t]} == killed_run
     assert sum(killed_run.values()) >= 1000 and sum(killed_run.values()) % 1000 == 0
-    assert rows_of(engine, expired)["chat_tool_calls"] == len(expired) * TOOL_CALLS_PER_CHAT
-    assert now["chats"] == CHATS
+    assert rows_of(engine, held)["chat_tool_calls"] == len(held) * TOOL_CALLS_PER_CHAT
+    with engine.connect() as conn:
+        left = conn.execute(
+            sa.text("SELECT count(*) FROM chats WHERE id = ANY(:ids)"), {"ids": list(held)}
+        ).scalar_one()
+    assert left == len(held) and now["chats"] < CHATS
     assert_consistent(engine, data)
 
     # The next scheduled send, to a restarted worker, finishes the job in one chain.
