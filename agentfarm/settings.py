@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     recover_stale_every_s: float = 60.0
     retention_purge_every_s: float = 600.0
     # Rows deleted per purge transaction (the window itself is the site setting retention_days).
-    retention_batch_size: int = 1000
+    retention_batch_size: int = 10_000
     # Cost rollups (usage.rollup): messages rolled up per transaction.
     usage_rollup_every_s: float = 60.0
     usage_rollup_batch_size: int = 5000

@@ -14,6 +14,7 @@ from models.insights.diff_statuses import ChatDiffStatus
 from models.insights.git_links import ExternalAuthLink
 from models.mcp.tables import MCPServerConfig, MCPServerUserToken, WorkspaceMCPDiscovery
 from models.providers.tables import ChatModelConfig, ChatProvider, UserChatProviderKey
+from models.retention import ChatPurge, PurgeSweep
 from models.site.config_version import ConfigVersion
 from models.site.tables import AuditLog, UserConfig
 from models.usage.limit_config import ChatUsageLimitConfig
@@ -31,6 +32,7 @@ __all__ = [
     "ChatFileLink",
     "ChatMessage",
     "ChatModelConfig",
+    "ChatPurge",
     "ChatProvider",
     "ChatQueuedMessage",
     "ChatToolCall",
@@ -43,6 +45,7 @@ __all__ = [
     "GroupMember",
     "Organization",
     "OrganizationMember",
+    "PurgeSweep",
     "SiteConfig",
     "Template",
     "User",

@@ -11,24 +11,37 @@ The rules are Coder's (``dbpurge``):
   file part in one of its messages. Links alone are not enough: linking is refused past the
   per-chat cap (``models.chat.files.MAX_CHAT_FILES``) while the message keeps its file part.
 
-:func:`purge_batch` deletes at most ``batch_size`` rows in the caller's transaction, so no
-lock is held long and a crash loses only the batch in flight. The rows that cascade from a
-chat (messages, tool calls, queued messages, file links: every table whose foreign key to
-``chats`` is ON DELETE CASCADE, read from the catalog so a new table is covered too) are
-deleted explicitly, within the same budget, before the chat row, so deleting chats never
-cascades into an unbounded number of rows. References that are ON DELETE SET NULL (a
-child's parent/root, a workspace process) are left to Postgres. Children are deleted before
-their root, so an interrupted purge never leaves a child whose root is gone.
+:func:`purge_batch` deletes at most ``batch_size`` rows (and reads at most
+``SCAN_BLOCKS`` pages) in the caller's transaction, so no lock is held long and a crash loses
+only the batch in flight. Expired chats go in cycles:
+
+1. **Doom.** One short transaction locks the expired chats (up to ``MAX_DOOMED``) and records
+   them in ``chat_purges``. From then on the set is final: unarchiving a doomed chat is
+   refused (``models.chat.updates.set_archived``), and whatever else changes on it, it goes.
+2. **Sweep.** Every table whose foreign key to ``chats`` is ON DELETE CASCADE (read from the
+   catalog, so a new table is covered too) is walked in page order, ``SWEEP_BLOCKS`` pages a
+   step, deleting the doomed chats' rows from each range. A chat's rows are scattered over
+   the pages among every other chat active at the same time; deleting chat by chat touched a
+   page for almost every row, page order touches each page once per cycle. Where the sweep
+   stands is kept in ``purge_sweeps``, written in the same transaction as the deletes, so the
+   next batch (whoever runs it) goes on from there.
+3. **Chats.** The doomed chats are deleted, children before their root (so an interrupted
+   purge never leaves a child whose root is gone); the cascades find only rows written after
+   the sweep passed. References that are ON DELETE SET NULL (a child's parent/root, a
+   workspace process) are left to Postgres.
+
+Then the files nothing kept references. Chats that expire during a cycle wait for the next.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Field, Session, SQLModel
 
 from models.base import utcnow
 from models.chat.tables import FILE_PARTS_PREDICATE
@@ -38,7 +51,7 @@ from models.workspaces.rules import get_setting, put_setting
 RETENTION_DAYS_KEY = "retention_days"
 DEFAULT_RETENTION_DAYS = 30
 MAX_RETENTION_DAYS = 3650
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 10_000
 # Transaction-level advisory lock: at most one purge batch runs at a time in the whole farm.
 PURGE_LOCK_KEY = 0x61667267  # "afrg"
 LOCK_TIMEOUT = "5s"
@@ -46,19 +59,38 @@ LOCK_TIMEOUT = "5s"
 # A chat whose files (and whose own rows) the purge must keep.
 _KEPT = "(NOT c.archived OR c.updated_at >= :cutoff)"
 
-# Children first (a root is deleted after its subagents), oldest first, read in that order from
-# idx_chats_purge_order: a batch reads only the chats it takes, whatever the backlog.
-EXPIRED_CHATS_SQL = sa.text(
+# At most this many chats are doomed per cycle (one transaction locks them all).
+MAX_DOOMED = 20_000
+# Pages a sweep step covers (it starts small and doubles while a step finds less than half
+# the batch's remaining budget), and pages a batch may read in all (8 kB each).
+FIRST_SWEEP_BLOCKS = 64
+MAX_SWEEP_BLOCKS = 2048
+SCAN_BLOCKS = 8192
+
+DOOM_SQL = sa.text(
     """
+    INSERT INTO chat_purges (chat_id)
     SELECT id FROM chats
      WHERE archived AND updated_at < :cutoff
-     ORDER BY root_chat_id IS NULL, updated_at
      LIMIT :limit
      FOR UPDATE SKIP LOCKED
+    ON CONFLICT DO NOTHING
     """
 )
-# Chats taken per group at first; the group doubles while whole groups fit in the budget.
-FIRST_GROUP = 4
+# Children first (a root goes after its subagents), read in that order from
+# idx_chats_purge_order's leading column.
+DOOMED_CHATS_SQL = sa.text(
+    """
+    SELECT c.id FROM chat_purges p JOIN chats c ON c.id = p.chat_id
+     ORDER BY c.root_chat_id IS NULL
+     LIMIT :limit
+    """
+)
+# Chats deleted per batch at most: each delete runs the foreign-key actions of every table
+# that references chats (~0.25 ms a chat here), whatever the row budget.
+CHATS_PER_BATCH = 500
+# The sweep's table after these chat-owned tables: the doomed chats themselves.
+CHATS_PHASE = "chats"
 
 CASCADING_TABLES_SQL = sa.text(
     """
@@ -67,6 +99,7 @@ CASCADING_TABLES_SQL = sa.text(
       JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = con.conkey[1]
      WHERE con.contype = 'f' AND con.confrelid = 'chats'::regclass
        AND con.confdeltype = 'c' AND cardinality(con.conkey) = 1
+       AND con.conrelid <> 'chat_purges'::regclass
      ORDER BY 1
     """
 )
@@ -93,6 +126,43 @@ EXPIRED_FILES_SQL = sa.text(
 )
 
 
+class ChatPurge(SQLModel, table=True):
+    """A chat the current purge cycle deletes (doomed: it can no longer be unarchived)."""
+
+    __tablename__ = "chat_purges"
+
+    chat_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    doomed_at: datetime = Field(
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        )
+    )
+
+
+class PurgeSweep(SQLModel, table=True):
+    """Where the current purge cycle's sweep stands (one row while a cycle runs)."""
+
+    __tablename__ = "purge_sweeps"
+    __table_args__ = (sa.CheckConstraint("singleton", name="ck_purge_sweeps_singleton"),)
+
+    singleton: bool = Field(
+        default=True, sa_column=sa.Column(sa.Boolean, primary_key=True, server_default=sa.true())
+    )
+    relation: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    next_block: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0")
+    )
+    started_at: datetime = Field(
+        sa_column=sa.Column(
+            sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        )
+    )
+
+
 @dataclass
 class PurgeBatch:
     """What one batch deleted, by table."""
@@ -101,6 +171,9 @@ class PurgeBatch:
     deleted: dict[str, int] = field(default_factory=dict)
     # Another purge batch held the lock, so this one did nothing.
     busy: bool = False
+    # The batch stopped with work left (its row or page budget ran out mid-cycle).
+    more: bool = False
+    blocks: int = 0  # pages the sweep read
 
     @property
     def total(self) -> int:
@@ -112,8 +185,8 @@ class PurgeBatch:
 
     @property
     def full(self) -> bool:
-        """The budget was used up, so rows may be left for another batch."""
-        return self.total >= self.batch_size
+        """A budget was used up, so work may be left for another batch."""
+        return self.more or self.total >= self.batch_size
 
     def add(self, table: str, rows: int) -> None:
         if rows:
@@ -176,47 +249,104 @@ def cascading_tables(session: Session) -> list[tuple[str, str]]:
 
 
 def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
-    """Expired chats a group at a time: lock the group (SKIP LOCKED: within the batch an
-    unarchive cannot slip in between deleting a chat's rows and deleting the chat, and two
-    purges never share chats), delete what cascades from it within the budget, then the
-    chats. Groups start small and double while they fit, so a batch locks about as many chats
-    as its budget covers instead of ``batch_size`` of them. A chat with more rows than one
-    budget is emptied over several batches; an unarchive between those batches keeps what is
-    left of it."""
-    tables = cascading_tables(session)
-    group = FIRST_GROUP
-    while batch.remaining > 0:
-        params = {"cutoff": cutoff, "limit": min(group, batch.remaining)}
-        chat_ids = list(session.execute(EXPIRED_CHATS_SQL, params).scalars())
-        if not chat_ids or not _purge_group(session, tables, chat_ids, batch):
+    """Go on with the purge cycle (doom, sweep, chats) within the batch's budgets."""
+    sweep = session.execute(sa.text("SELECT relation, next_block FROM purge_sweeps")).first()
+    if sweep is None:
+        doomed = session.execute(DOOM_SQL, {"cutoff": cutoff, "limit": MAX_DOOMED}).rowcount  # type: ignore[attr-defined]
+        leftover = session.execute(sa.text("SELECT EXISTS (SELECT 1 FROM chat_purges)"))
+        if not doomed and not leftover.scalar_one():
+            return  # nothing expired: no cycle
+        tables = [t for t, _ in cascading_tables(session)]
+        relation, block = (tables[0] if tables else CHATS_PHASE), 0
+        session.execute(
+            sa.text("INSERT INTO purge_sweeps (relation, next_block) VALUES (:r, 0)"),
+            {"r": relation},
+        )
+    else:
+        relation, block = sweep.relation, int(sweep.next_block)
+    relation, block = _sweep(session, relation, block, batch)
+    if relation == CHATS_PHASE and batch.remaining > 0 and not batch.more:
+        if not _delete_doomed(session, batch):
+            session.execute(sa.text("DELETE FROM purge_sweeps"))
             return
-        group *= 2
+    session.execute(
+        sa.text("UPDATE purge_sweeps SET relation = :r, next_block = :b"),
+        {"r": relation, "b": block},
+    )
+    batch.more = True
 
 
-def _purge_group(
-    session: Session, tables: list[tuple[str, str]], chat_ids: list[Any], batch: PurgeBatch
-) -> bool:
-    """Delete these chats and their rows within the budget; False when the budget ran out
-    first (rows may be left for the next batch)."""
-    for table, column in tables:
-        budget = batch.remaining
-        deleted = session.execute(  # type: ignore[attr-defined]
+def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tuple[str, int]:
+    """Delete doomed chats' rows in page order from ``relation`` on, a range of pages at a
+    time, until the tables are done or a budget runs out; returns where the sweep stands."""
+    tables = dict(cascading_tables(session))
+    order = sorted(tables)
+    step = FIRST_SWEEP_BLOCKS
+    while relation != CHATS_PHASE:
+        if relation not in tables:  # a table gone since the cycle began
+            later = [t for t in order if t > relation]
+            relation, block = (later[0] if later else CHATS_PHASE), 0
+            continue
+        size = session.execute(
             sa.text(
-                f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                f"SELECT ctid FROM {table} WHERE {column} = ANY(:ids) LIMIT :limit))"
+                "SELECT pg_relation_size(CAST(:t AS regclass))"
+                " / current_setting('block_size')::bigint"
             ),
-            {"ids": chat_ids, "limit": budget},
-        ).rowcount
-        batch.add(table, deleted)
+            {"t": relation},
+        ).scalar_one()
+        if block >= size:
+            later = [t for t in order if t > relation]
+            relation, block = (later[0] if later else CHATS_PHASE), 0
+            continue
+        if batch.remaining <= 0 or batch.blocks >= SCAN_BLOCKS:
+            batch.more = True
+            return relation, block
+        budget, end = batch.remaining, block + step
+        deleted, last = session.execute(
+            sa.text(
+                f"WITH gone AS (DELETE FROM {relation} WHERE ctid = ANY(ARRAY("
+                f"SELECT ctid FROM {relation}"
+                f" WHERE ctid >= CAST(:lo AS tid) AND ctid < CAST(:hi AS tid)"
+                f" AND {tables[relation]} IN (SELECT chat_id FROM chat_purges)"
+                f" ORDER BY ctid LIMIT :limit)) RETURNING ctid)"
+                " SELECT count(*), max((ctid::text::point)[0])::bigint FROM gone"
+            ),
+            {"lo": f"({block},0)", "hi": f"({end},0)", "limit": budget},
+        ).one()
+        batch.add(relation, deleted)
+        batch.blocks += min(end, size) - block
         if deleted >= budget:
-            return False  # this table may hold more of these chats' rows: the next batch goes on
-    # Nothing cascades from these chats any more; deleting them stays within the budget.
-    doomed = chat_ids[: batch.remaining]
-    deleted = session.execute(  # type: ignore[attr-defined]
-        sa.text("DELETE FROM chats WHERE id = ANY(:ids)"), {"ids": doomed}
-    ).rowcount
-    batch.add("chats", deleted)
-    return len(doomed) == len(chat_ids)
+            # The range may hold more: the next batch goes on from the last page this one
+            # deleted on (it took the range's rows in page order).
+            batch.more = True
+            return relation, int(last)
+        if deleted < budget // 2:
+            step = min(step * 2, MAX_SWEEP_BLOCKS)
+        block = end
+    return relation, block
+
+
+def _delete_doomed(session: Session, batch: PurgeBatch) -> bool:
+    """The doomed chats themselves, children first, within the row budget (their cascades
+    find only what was written after the sweep passed); True when some may be left."""
+    limit = min(batch.remaining, CHATS_PER_BATCH)
+    ids = list(session.execute(DOOMED_CHATS_SQL, {"limit": limit}).scalars())
+    if ids:
+        deleted = session.execute(  # type: ignore[attr-defined]
+            sa.text("DELETE FROM chats WHERE id = ANY(:ids)"), {"ids": ids}
+        ).rowcount
+        batch.add("chats", deleted)
+    return len(ids) >= limit
+
+
+def is_doomed(session: Session, chat_ids: list[Any]) -> bool:
+    """Whether a purge cycle has doomed any of these chats."""
+    return bool(
+        session.execute(
+            sa.text("SELECT EXISTS (SELECT 1 FROM chat_purges WHERE chat_id = ANY(:ids))"),
+            {"ids": chat_ids},
+        ).scalar_one()
+    )
 
 
 def _purge_files(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from models import retention
 from models.base import utcnow
 from models.chat.tables import Chat
 from models.errors import BadRequest
@@ -37,12 +38,24 @@ def set_archived(session: Session, chat: Chat, archived: bool) -> None:
     if archived:
         _unpin_tree(session, chat)
     now = utcnow()
-    session.execute(
+    tree = session.execute(
         sa.update(Chat)
-        .where(sa.or_(Chat.id == chat.id, Chat.root_chat_id == chat.id))  # type: ignore[arg-type]
+        .where(sa.or_(col(Chat.id) == chat.id, col(Chat.root_chat_id) == chat.id))
         .values(archived=archived, updated_at=now)
+        .returning(col(Chat.id))
         .execution_options(synchronize_session=False)
     )
+    # [agentfarm] Coder's purge deletes expired chats in one go; ours dooms them first and
+    # deletes them over several batches (models/retention.py), so a doomed chat stays
+    # deleted rather than coming back with part of its history.
+    # Checked after the update, in a statement of its own: the update waited for any purge
+    # that was dooming these chats, so this sees its choice (models/retention.py). The caller's
+    # rollback undoes the update.
+    if not archived and retention.is_doomed(session, list(tree.scalars())):
+        raise BadRequest(
+            "Chat is past its retention period and is being deleted.",
+            detail="Archived chats are deleted once the retention window has passed.",
+        )
     session.refresh(chat)
 
 

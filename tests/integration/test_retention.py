@@ -1,6 +1,7 @@
 """Retention purge on a real Postgres: 50,000 messages over 1,000 chats, exactly the right rows
-go, in batches of at most 1,000, and a purge killed mid-way (a real worker, SIGKILLed inside a
-batch) loses only that batch and is finished by the next send.
+go, in batches within their budget, a doomed chat cannot be unarchived, and a purge killed
+mid-way (a real worker, SIGKILLed inside a batch) loses only that batch and is finished by the
+next send.
 
 The purge is global, so these tests run on a database of their own (migrated here), never on
 the session's shared one; only the endpoint test uses the shared API server.
@@ -321,9 +322,9 @@ def expected_files(days: int) -> set[str]:
     }
 
 
-def run_batch(engine: Engine) -> PurgeBatch:
+def run_batch(engine: Engine, batch_size: int = 1000) -> PurgeBatch:
     with Session(engine) as session:
-        batch = purge_batch(session)
+        batch = purge_batch(session, batch_size=batch_size)
         session.commit()
     return batch
 
@@ -335,10 +336,10 @@ def test_purge_deletes_exactly_the_expired_rows_in_batches(purge_db: tuple[str, 
 
     batches: list[PurgeBatch] = []
     while not batches or batches[-1].full:
-        batches.append(run_batch(engine))
-        assert batches[-1].total <= 1000
+        batches.append(run_batch(engine, batch_size=300))
+        assert batches[-1].total <= 300
         assert_consistent(engine, data)
-        assert len(batches) < 200, "the purge does not converge"
+        assert len(batches) < 400, "the purge does not converge"
 
     gone = assert_purged_exactly(engine, data)
     expired = data.chat_ids(expired=True)
@@ -352,10 +353,11 @@ def test_purge_deletes_exactly_the_expired_rows_in_batches(purge_db: tuple[str, 
         for table, rows in batch.deleted.items():
             totals[table] = totals.get(table, 0) + rows
     assert totals == gone
-    assert len([b for b in batches if "chats" in b.deleted]) >= 2
-    # Every batch but the last used its whole budget; the last found nothing more.
+    # Every batch but the last stopped on a budget; the last found nothing more.
     assert [b.full for b in batches] == [True] * (len(batches) - 1) + [False]
-    assert len(batches) == sum(gone.values()) // 1000 + 1
+    # The expired chats themselves go over several batches, children first (checked by
+    # assert_consistent after each batch).
+    assert len([b for b in batches if "chats" in b.deleted]) >= 2
     assert run_batch(engine).total == 0
 
 
@@ -383,6 +385,39 @@ def test_window_setting_off_switch_and_one_purge_at_a_time(purge_db: tuple[str, 
     # 35 days: chats archived 31 days ago stay, and so do the files they reference.
     assert_purged_exactly(engine, data, days=35)
     assert "part-in-expired" not in expected_files(35)
+
+
+def test_a_doomed_chat_cannot_be_unarchived(purge_db: tuple[str, Engine]) -> None:
+    """Once a cycle has doomed the expired chats (its first batch), unarchiving one is refused
+    with a 400 and changes nothing; a chat archived inside the window can still come back."""
+    from models.chat.tables import Chat
+    from models.chat.updates import set_archived
+    from models.errors import BadRequest
+
+    _, engine = purge_db
+    data = fill(engine)
+    first = run_batch(engine, batch_size=10)
+    assert first.full and first.total == 10
+    expired_root, recent = data.chats[2], data.chats[5]  # kinds 2 (40 days) and 5 (2 days)
+    with Session(engine) as session:
+        chat = session.get(Chat, expired_root)
+        assert chat is not None and chat.archived
+        with pytest.raises(BadRequest) as info:
+            set_archived(session, chat, False)
+        assert info.value.message == "Chat is past its retention period and is being deleted."
+        session.rollback()
+        kept = session.get(Chat, recent)
+        assert kept is not None
+        set_archived(session, kept, False)
+        session.commit()
+    with Session(engine) as session:
+        assert session.get(Chat, expired_root).archived  # type: ignore[union-attr]
+        assert not session.get(Chat, recent).archived  # type: ignore[union-attr]
+    while run_batch(engine).full:
+        pass
+    with Session(engine) as session:
+        assert session.get(Chat, expired_root) is None
+        assert session.get(Chat, recent) is not None
 
 
 def _redis_url(client: redis_lib.Redis) -> str:
@@ -417,7 +452,7 @@ def _tool_call_deletes(engine: Engine, *, waiting: bool) -> int:
         return conn.execute(
             sa.text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND query LIKE 'DELETE FROM chat_tool_calls%'"
+                " AND pid <> pg_backend_pid() AND query LIKE '%DELETE FROM chat_tool_calls%'"
                 " AND (NOT :waiting OR wait_event_type = 'Lock')"
             ),
             {"waiting": waiting},
@@ -439,6 +474,7 @@ def test_purge_killed_mid_batch_resumes(
         "AGENTFARM_DATABASE_URL": url,
         "AGENTFARM_REDIS_URL": _redis_url(scratch_redis),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "AGENTFARM_RETENTION_BATCH_SIZE": "1000",  # several batches over this data set
     }
     from agentfarm.tasks.broker import build_broker
 
@@ -447,10 +483,10 @@ def test_purge_killed_mid_batch_resumes(
         queue_name="scheduled", actor_name="retention.purge", args=(), kwargs={}, options={}
     )
     expired = data.chat_ids(expired=True)
-    # The purge takes expired chats children first, then roots oldest first: the chats
-    # archived 31 days ago (kind 3) come last. Their tool calls, held by this transaction,
-    # stop it inside the batch that reaches them (after it deleted that group's messages),
-    # once the batches before it have committed.
+    # The purge sweeps the expired chats' rows table by table (file links, messages, queued
+    # messages, tool calls), in page order. The tool calls of the chats archived 31 days ago
+    # (kind 3), held by this transaction, stop it inside the batch that reaches the first of
+    # them, once the batches before it have committed.
     held = {cid for n, cid in data.chats.items() if n % 10 == 3}
     holder = engine.connect()
     holder.execute(
@@ -486,7 +522,7 @@ def test_purge_killed_mid_batch_resumes(
         left = conn.execute(
             sa.text("SELECT count(*) FROM chats WHERE id = ANY(:ids)"), {"ids": list(held)}
         ).scalar_one()
-    assert left == len(held) and now["chats"] < CHATS
+    assert left == len(held) and now["chats"] == CHATS  # chats go after the sweep
     assert_consistent(engine, data)
 
     # The next scheduled send, to a restarted worker, finishes the job in one chain.
