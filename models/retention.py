@@ -19,12 +19,15 @@ only the batch in flight. Expired chats go in cycles:
    them in ``chat_purges``. From then on the set is final: unarchiving a doomed chat is
    refused (``models.chat.updates.set_archived``), and whatever else changes on it, it goes.
 2. **Sweep.** Every table whose foreign key to ``chats`` is ON DELETE CASCADE (read from the
-   catalog, so a new table is covered too) is walked in page order, ``SWEEP_BLOCKS`` pages a
-   step, deleting the doomed chats' rows from each range. A chat's rows are scattered over
-   the pages among every other chat active at the same time; deleting chat by chat touched a
-   page for almost every row, page order touches each page once per cycle. Where the sweep
-   stands is kept in ``purge_sweeps``, written in the same transaction as the deletes, so the
-   next batch (whoever runs it) goes on from there.
+   catalog, so a new table is covered too) is walked in page order, a range of pages a step
+   (``FIRST_SWEEP_BLOCKS`` doubling up to ``MAX_SWEEP_BLOCKS``), deleting the doomed chats'
+   rows from each range. A chat's rows are scattered over the pages among every other chat
+   active at the same time; deleting chat by chat touched a page for almost every row, page
+   order touches each page once per cycle. Where the doomed chats are sparse in a table (under
+   one row per ``SWEEP_MIN_DENSITY`` pages: a few chats expiring in a big table), reading
+   every page would cost more than their rows, so that table goes through its chat index
+   instead. Where the sweep stands is kept in ``purge_sweeps``, written in the same
+   transaction as the deletes, so the next batch (whoever runs it) goes on from there.
 3. **Chats.** The doomed chats are deleted, children before their root (so an interrupted
    purge never leaves a child whose root is gone); the cascades find only rows written after
    the sweep passed. References that are ON DELETE SET NULL (a child's parent/root, a
@@ -66,6 +69,11 @@ MAX_DOOMED = 20_000
 FIRST_SWEEP_BLOCKS = 64
 MAX_SWEEP_BLOCKS = 2048
 SCAN_BLOCKS = 8192
+# A table is swept page by page when the doomed chats have at least one row per this many of
+# its pages; sparser (a few chats expiring in a big table), their rows are deleted through the
+# table's chat index instead (``next_block`` = BY_CHAT).
+SWEEP_MIN_DENSITY = 4
+BY_CHAT = -1
 
 DOOM_SQL = sa.text(
     """
@@ -174,6 +182,7 @@ class PurgeBatch:
     # The batch stopped with work left (its row or page budget ran out mid-cycle).
     more: bool = False
     blocks: int = 0  # pages the sweep read
+    page_order: bool | None = None  # None: chosen per table by density
 
     @property
     def total(self) -> int:
@@ -218,12 +227,18 @@ def retention_cutoff(session: Session, now: datetime | None = None) -> datetime 
 
 
 def purge_batch(
-    session: Session, *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    session: Session,
+    *,
+    now: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    page_order: bool | None = None,
 ) -> PurgeBatch:
     """Delete at most ``batch_size`` expired rows (chats and what cascades from them first,
     then files) in the session's transaction; the caller commits. A batch that comes back
-    ``full`` may have left rows behind; one that does not found nothing more to delete."""
-    batch = PurgeBatch(batch_size)
+    ``full`` may have left rows behind; one that does not found nothing more to delete.
+    ``page_order``: sweep every table in page order (True) or through its chat index (False)
+    instead of choosing by density (None, see ``SWEEP_MIN_DENSITY``)."""
+    batch = PurgeBatch(batch_size, page_order=page_order)
     cutoff = retention_cutoff(session, now)
     if cutoff is None:
         return batch
@@ -301,6 +316,19 @@ def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tu
         if batch.remaining <= 0 or batch.blocks >= SCAN_BLOCKS:
             batch.more = True
             return relation, block
+        if block == 0 and (
+            not batch.page_order
+            if batch.page_order is not None
+            else _sparse(session, relation, tables[relation], size)
+        ):
+            block = BY_CHAT
+        if block == BY_CHAT:
+            if _delete_by_chat(session, relation, tables[relation], batch):
+                batch.more = True
+                return relation, BY_CHAT
+            later = [t for t in order if t > relation]
+            relation, block = (later[0] if later else CHATS_PHASE), 0
+            continue
         budget, end = batch.remaining, block + step
         deleted, last = session.execute(
             sa.text(
@@ -324,6 +352,36 @@ def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tu
             step = min(step * 2, MAX_SWEEP_BLOCKS)
         block = end
     return relation, block
+
+
+def _sparse(session: Session, relation: str, column: str, pages: int) -> bool:
+    """Whether the doomed chats have too few rows in ``relation`` to be worth reading every
+    page: fewer than one per ``SWEEP_MIN_DENSITY`` pages (counted through the index, capped
+    there). A cycle with a handful of chats then costs their rows, not the table's size."""
+    cap = max(1, pages // SWEEP_MIN_DENSITY)
+    found = session.execute(
+        sa.text(
+            f"SELECT count(*) FROM (SELECT 1 FROM {relation}"
+            f" WHERE {column} IN (SELECT chat_id FROM chat_purges) LIMIT :cap) s"
+        ),
+        {"cap": cap},
+    ).scalar_one()
+    return bool(found < cap)
+
+
+def _delete_by_chat(session: Session, relation: str, column: str, batch: PurgeBatch) -> bool:
+    """Delete doomed chats' rows from ``relation`` through its index, within the row budget;
+    True when the budget ran out (rows may be left)."""
+    budget = batch.remaining
+    deleted = session.execute(  # type: ignore[attr-defined]
+        sa.text(
+            f"DELETE FROM {relation} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {relation}"
+            f" WHERE {column} IN (SELECT chat_id FROM chat_purges) LIMIT :limit))"
+        ),
+        {"limit": budget},
+    ).rowcount
+    batch.add(relation, deleted)
+    return bool(deleted >= budget)
 
 
 def _delete_doomed(session: Session, batch: PurgeBatch) -> bool:

@@ -322,21 +322,26 @@ def expected_files(days: int) -> set[str]:
     }
 
 
-def run_batch(engine: Engine, batch_size: int = 1000) -> PurgeBatch:
+def run_batch(engine: Engine, batch_size: int = 1000, page_order: bool | None = None) -> PurgeBatch:
     with Session(engine) as session:
-        batch = purge_batch(session, batch_size=batch_size)
+        batch = purge_batch(session, batch_size=batch_size, page_order=page_order)
         session.commit()
     return batch
 
 
-def test_purge_deletes_exactly_the_expired_rows_in_batches(purge_db: tuple[str, Engine]) -> None:
+@pytest.mark.parametrize("page_order", [True, False], ids=["page-order", "by-chat-index"])
+def test_purge_deletes_exactly_the_expired_rows_in_batches(
+    purge_db: tuple[str, Engine], page_order: bool
+) -> None:
+    """Both ways a table is swept (page order where the doomed rows are dense, the chat index
+    where they are sparse) delete exactly the same rows."""
     _, engine = purge_db
     data = fill(engine)
     assert data.counts["chat_messages"] == CHATS * MESSAGES_PER_CHAT
 
     batches: list[PurgeBatch] = []
     while not batches or batches[-1].full:
-        batches.append(run_batch(engine, batch_size=300))
+        batches.append(run_batch(engine, batch_size=300, page_order=page_order))
         assert batches[-1].total <= 300
         assert_consistent(engine, data)
         assert len(batches) < 400, "the purge does not converge"
@@ -385,6 +390,37 @@ def test_window_setting_off_switch_and_one_purge_at_a_time(purge_db: tuple[str, 
     # 35 days: chats archived 31 days ago stay, and so do the files they reference.
     assert_purged_exactly(engine, data, days=35)
     assert "part-in-expired" not in expected_files(35)
+
+
+def test_a_few_expired_chats_in_a_big_table_go_through_the_index(
+    purge_db: tuple[str, Engine],
+) -> None:
+    """Two expired chats among 50,000 messages: the purge deletes their rows through the chat
+    index instead of reading the big tables' pages in order (the steady state of a farm
+    whose chats expire a few at a time); only one-page tables are read whole."""
+    _, engine = purge_db
+    data = fill(engine)
+    doomed = {data.chats[2], data.chats[12]}  # kind 2: expired roots without children
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE chats SET updated_at = now() WHERE NOT (id = ANY(:ids))"),
+            {"ids": list(doomed)},
+        )
+    batches = [run_batch(engine)]
+    while batches[-1].full:
+        batches.append(run_batch(engine))
+    with engine.connect() as conn:
+        messages_pages = conn.execute(
+            sa.text("SELECT pg_relation_size('chat_messages') / 8192")
+        ).scalar_one()
+    assert messages_pages > 500 and sum(b.blocks for b in batches) < 10
+    gone: dict[str, int] = {}
+    for batch in batches:
+        for table, rows in batch.deleted.items():
+            gone[table] = gone.get(table, 0) + rows
+    expected = {"chats": 2, **{t: n for t, n in data_rows(data, doomed).items() if n}}
+    assert {t: n for t, n in gone.items() if t != "chat_files"} == expected
+    assert rows_of(engine, doomed) == dict.fromkeys(CHILD_TABLES, 0)
 
 
 def test_a_doomed_chat_cannot_be_unarchived(purge_db: tuple[str, Engine]) -> None:
