@@ -86,8 +86,7 @@ DOOM_SQL = sa.text(
     ON CONFLICT DO NOTHING
     """
 )
-# Children first (a root goes after its subagents), read in that order from
-# idx_chats_purge_order's leading column.
+# Children first (a root goes after its subagents).
 DOOMED_CHATS_SQL = sa.text(
     """
     SELECT c.id FROM chat_purges p JOIN chats c ON c.id = p.chat_id
@@ -270,21 +269,21 @@ def cascading_tables(session: Session) -> list[tuple[str, str]]:
 
 def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
     """Go on with the purge cycle (doom, sweep, chats) within the batch's budgets."""
+    tables = dict(cascading_tables(session))
     sweep = session.execute(sa.text("SELECT relation, next_block FROM purge_sweeps")).first()
     if sweep is None:
         doomed = session.execute(DOOM_SQL, {"cutoff": cutoff, "limit": MAX_DOOMED}).rowcount  # type: ignore[attr-defined]
         leftover = session.execute(sa.text("SELECT EXISTS (SELECT 1 FROM chat_purges)"))
         if not doomed and not leftover.scalar_one():
             return  # nothing expired: no cycle
-        tables = [t for t, _ in cascading_tables(session)]
-        relation, block = (tables[0] if tables else CHATS_PHASE), 0
+        relation, block = _table_after(tables, ""), 0
         session.execute(
             sa.text("INSERT INTO purge_sweeps (relation, next_block) VALUES (:r, 0)"),
             {"r": relation},
         )
     else:
         relation, block = sweep.relation, int(sweep.next_block)
-    relation, block = _sweep(session, relation, block, batch)
+    relation, block = _sweep(session, tables, relation, block, batch)
     if relation == CHATS_PHASE and batch.remaining > 0 and not batch.more:
         if not _delete_doomed(session, batch):
             session.execute(sa.text("DELETE FROM purge_sweeps"))
@@ -296,43 +295,45 @@ def _purge_chats(session: Session, cutoff: datetime, batch: PurgeBatch) -> None:
     batch.more = True
 
 
-def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tuple[str, int]:
-    """Delete doomed chats' rows in page order from ``relation`` on, a range of pages at a
-    time, until the tables are done or a budget runs out; returns where the sweep stands."""
-    tables = dict(cascading_tables(session))
-    order = sorted(tables)
+def _table_after(tables: dict[str, str], relation: str) -> str:
+    """The cascading table the sweep takes after ``relation`` (by name), or the chats."""
+    return min((t for t in tables if t > relation), default=CHATS_PHASE)
+
+
+def _sweep(
+    session: Session, tables: dict[str, str], relation: str, block: int, batch: PurgeBatch
+) -> tuple[str, int]:
+    """Delete doomed chats' rows from ``relation`` on (``tables``: cascading table -> its chat
+    column), a range of pages at a time or through the chat index, until the tables are
+    done or a budget runs out; returns where the sweep stands."""
     step = FIRST_SWEEP_BLOCKS
+    size: int | None = None  # pages of ``relation``, read once per table
     while relation != CHATS_PHASE:
-        if relation not in tables:  # a table gone since the cycle began
-            later = [t for t in order if t > relation]
-            relation, block = (later[0] if later else CHATS_PHASE), 0
-            continue
-        size = session.execute(
-            sa.text(
-                "SELECT pg_relation_size(CAST(:t AS regclass))"
-                " / current_setting('block_size')::bigint"
-            ),
-            {"t": relation},
-        ).scalar_one()
-        if block >= size:
-            later = [t for t in order if t > relation]
-            relation, block = (later[0] if later else CHATS_PHASE), 0
+        if relation in tables and size is None:
+            size = int(
+                session.execute(
+                    sa.text(
+                        "SELECT pg_relation_size(CAST(:t AS regclass))"
+                        " / current_setting('block_size')::bigint"
+                    ),
+                    {"t": relation},
+                ).scalar_one()
+            )
+        # A table gone since the cycle began, or swept to its end: on to the next.
+        if relation not in tables or size is None or block >= size:
+            relation, block, size = _table_after(tables, relation), 0, None
             continue
         if batch.remaining <= 0 or batch.blocks >= SCAN_BLOCKS:
             batch.more = True
             return relation, block
-        if block == 0 and (
-            not batch.page_order
-            if batch.page_order is not None
-            else _sparse(session, relation, tables[relation], size)
-        ):
+        column = tables[relation]
+        if block == 0 and _by_chat_index(session, batch, relation, column, size):
             block = BY_CHAT
         if block == BY_CHAT:
-            if _delete_by_chat(session, relation, tables[relation], batch):
+            if _delete_by_chat(session, relation, column, batch):
                 batch.more = True
                 return relation, BY_CHAT
-            later = [t for t in order if t > relation]
-            relation, block = (later[0] if later else CHATS_PHASE), 0
+            relation, block, size = _table_after(tables, relation), 0, None
             continue
         budget, end = batch.remaining, block + step
         deleted, last = session.execute(
@@ -340,7 +341,7 @@ def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tu
                 f"WITH gone AS (DELETE FROM {relation} WHERE ctid = ANY(ARRAY("
                 f"SELECT ctid FROM {relation}"
                 f" WHERE ctid >= CAST(:lo AS tid) AND ctid < CAST(:hi AS tid)"
-                f" AND {tables[relation]} IN (SELECT chat_id FROM chat_purges)"
+                f" AND {column} IN (SELECT chat_id FROM chat_purges)"
                 f" ORDER BY ctid LIMIT :limit)) RETURNING ctid)"
                 " SELECT count(*), max((ctid::text::point)[0])::bigint FROM gone"
             ),
@@ -357,6 +358,15 @@ def _sweep(session: Session, relation: str, block: int, batch: PurgeBatch) -> tu
             step = min(step * 2, MAX_SWEEP_BLOCKS)
         block = end
     return relation, block
+
+
+def _by_chat_index(
+    session: Session, batch: PurgeBatch, relation: str, column: str, pages: int
+) -> bool:
+    """How this table is swept: as the caller asked (``page_order``), else by density."""
+    if batch.page_order is not None:
+        return not batch.page_order
+    return _sparse(session, relation, column, pages)
 
 
 def _sparse(session: Session, relation: str, column: str, pages: int) -> bool:

@@ -45,13 +45,9 @@ class Chat(SQLModel, table=True):
         sa.Index("idx_chats_labels", "labels", postgresql_using="gin"),
         sa.Index("idx_chats_pending", "status", postgresql_where=sa.text("status = 'pending'")),
         sa.Index("idx_chats_owner_updated", "owner_id", sa.text("updated_at DESC"), "id"),
-        # The retention purge takes archived chats children first, by archive time
-        # (models/retention.py).
+        # The retention purge finds archived chats by archive time (models/retention.py).
         sa.Index(
-            "idx_chats_purge_order",
-            sa.text("(root_chat_id IS NULL)"),
-            "updated_at",
-            postgresql_where=sa.text("archived"),
+            "idx_chats_archived_updated_at", "updated_at", postgresql_where=sa.text("archived")
         ),
     )
 

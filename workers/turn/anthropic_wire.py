@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
 
 from models.providers.model_options import reasoning_effort_for
-from workers.turn.openai_wire import ProviderHTTPError, client, error_text, message_of
+from workers.turn.openai_wire import (
+    ProviderHTTPError,
+    client,
+    error_text,
+    message_of,
+    sse_data,
+)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -236,20 +243,12 @@ def stream(
     set_closer: Callable[[Callable[[], None] | None], None],
 ) -> Iterator[dict[str, Any]]:
     """POST the request and yield each decoded SSE event; raises ProviderHTTPError (an HTTP
-    error status, or an ``error`` event in the stream)."""
-    http = client()
-    request = http.build_request("POST", url, json=body, headers=_headers(api_key),
-                                 timeout=timeout)  # fmt: skip
-    response = http.send(request, stream=True)
-    set_closer(response.close)  # an interrupt closes the socket from another thread
-    try:
-        if response.status_code >= 400:
-            response.read()
-            raise ProviderHTTPError(response.status_code, error_text(response))
-        for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue  # event: names repeat the data's own "type"; pings carry nothing
-            event = json.loads(line[5:])
+    error status, or an ``error`` event in the stream). ``event:`` lines repeat the data's
+    own ``type`` and are skipped."""
+    # closing(): stopping this generator closes the response now, not at garbage collection.
+    with closing(sse_data(url, _headers(api_key), body, timeout, set_closer)) as sse:
+        for data in sse:
+            event = json.loads(data)
             kind = event.get("type") if isinstance(event, dict) else None
             if kind == "error":
                 error = event.get("error") or {}
@@ -258,8 +257,6 @@ def stream(
             yield event
             if kind == "message_stop":
                 return
-    finally:
-        response.close()
 
 
 def complete(url: str, api_key: str | None, body: dict[str, Any], *, timeout: httpx.Timeout) -> str:

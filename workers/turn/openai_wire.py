@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -105,26 +106,39 @@ def stream(
     headers = {"Accept": "text/event-stream"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    http = client()
-    request = http.build_request(
-        "POST", f"{url}/chat/completions", json=body, headers=headers, timeout=timeout
-    )
-    response = http.send(request, stream=True)
-    set_closer(response.close)  # an interrupt closes the socket from another thread
-    try:
-        if response.status_code >= 400:
-            response.read()
-            raise ProviderHTTPError(response.status_code, error_text(response))
-        for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
+    # closing(): stopping this generator closes the response now, not at garbage collection.
+    with closing(sse_data(f"{url}/chat/completions", headers, body, timeout, set_closer)) as sse:
+        for data in sse:
             if data == "[DONE]":
                 return
             chunk = json.loads(data)
             if isinstance(chunk, dict) and chunk.get("error"):
                 raise ProviderHTTPError(_status_of(chunk["error"]), message_of(chunk["error"]))
             yield chunk
+
+
+def sse_data(
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: httpx.Timeout,
+    set_closer: Callable[[Callable[[], None] | None], None],
+) -> Generator[str, None, None]:
+    """POST ``body`` on the pooled client and yield the ``data:`` payload of each server-sent
+    event (shared by the direct wire clients); raises ProviderHTTPError on an error status.
+    The response closes when the caller stops iterating, or from another thread through
+    the closer handed to ``set_closer`` (interrupts)."""
+    http = client()
+    request = http.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+    response = http.send(request, stream=True)
+    set_closer(response.close)
+    try:
+        if response.status_code >= 400:
+            response.read()
+            raise ProviderHTTPError(response.status_code, error_text(response))
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                yield line[5:].strip()
     finally:
         response.close()
 
