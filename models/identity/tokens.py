@@ -9,10 +9,12 @@ import string
 import uuid
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from models.base import utcnow
 from models.identity.tables import ApiKey, User
+from models.site import config_version
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -55,16 +57,24 @@ def lookup_token(session: Session, token: str) -> ApiKey | None:
 
 
 def lookup_token_user(session: Session, token: str) -> tuple[ApiKey, User] | None:
-    """:func:`lookup_token` and the key's user, in one query (every API request runs it)."""
+    """:func:`lookup_token` and the key's user, in one query (every API request runs it).
+
+    The same statement reads the configuration version and files it on the session
+    (:func:`models.site.config_version.note`), so the request's later checks of rarely
+    changed configuration (the usage-limit switch) can be served from a process cache."""
     key_id, sep, secret = token.partition("-")
     if not sep or len(key_id) != 10 or not secret:
         return None
+    version = sa.select(config_version.ConfigVersion.version).scalar_subquery()  # type: ignore[call-overload]
     row = session.exec(
-        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.id == key_id)  # type: ignore[arg-type]
+        select(ApiKey, User, version)
+        .join(User, User.id == ApiKey.user_id)  # type: ignore[arg-type]
+        .where(ApiKey.id == key_id)
     ).first()
     if row is None:
         return None
-    key, user = row
+    key, user, seen = row
+    config_version.note(session, seen)
     if not hmac.compare_digest(key.hashed_secret, hash_secret(secret)):
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():

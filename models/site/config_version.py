@@ -48,3 +48,36 @@ def current(session: Session) -> int | None:
     nothing may be cached: a re-created row starts again from 1)."""
     value = session.execute(sa.select(ConfigVersion.version)).scalar()  # type: ignore[call-overload]
     return None if value is None else int(value)
+
+
+# session.info key of the version a request's own statement read (see note()).
+_NOTED = "agentfarm.config_version"
+
+
+def note(session: Session, version: int | None) -> None:
+    """File the version that one of this session's statements read, for :func:`noted`.
+
+    Good until the session writes anything: a flush or a Core write statement forgets it
+    (``_forget_on_flush``, ``_forget_on_write``), so what a session derives from its own
+    uncommitted configuration is never cached under a version other sessions see."""
+    if version is None:
+        session.info.pop(_NOTED, None)
+    else:
+        session.info[_NOTED] = int(version)
+
+
+def noted(session: Session) -> int | None:
+    """The version :func:`note` filed, if the session has written nothing since."""
+    value = session.info.get(_NOTED)
+    return value if isinstance(value, int) else None
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _forget_on_flush(session: Session, _context: object) -> None:
+    session.info.pop(_NOTED, None)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _forget_on_write(state: sa.orm.ORMExecuteState) -> None:
+    if not state.is_select and _NOTED in state.session.info:
+        state.session.info.pop(_NOTED, None)

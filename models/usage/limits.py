@@ -50,6 +50,7 @@ from models.base import utcnow
 from models.chat.wire import ts
 from models.errors import Conflict
 from models.identity.tables import User
+from models.site import config_version
 from models.usage.cost_reports import user_spend
 from models.usage.limit_config import ChatUsageLimitConfig, Period, group_limits_of
 
@@ -143,15 +144,45 @@ def get_config(session: Session) -> ChatUsageLimitConfig | None:
     return session.exec(select(ChatUsageLimitConfig)).first()
 
 
+@dataclass(frozen=True)
+class _Switch:
+    """What every limit check needs of the config row: on or off, the default and period."""
+
+    enabled: bool
+    default_limit_micros: int
+    period: str
+
+
+# (config version, the switch read under it): every API request checks the limit, and the
+# config row changes a few times a day. One entry per process; a plain assignment swaps it.
+_switch_cache: tuple[int, _Switch | None] | None = None
+
+
+def _switch(session: Session) -> _Switch | None:
+    """The config row's switch; from the process cache when this session's auth statement
+    read a configuration version (``config_version.noted``) that the cache was filed under.
+    The version is read before the row, so an entry is never older than its version."""
+    global _switch_cache
+    version = config_version.noted(session)
+    cached = _switch_cache
+    if version is not None and cached is not None and cached[0] == version:
+        return cached[1]
+    row = get_config(session)
+    switch = None if row is None else _Switch(row.enabled, row.default_limit_micros, row.period)
+    if version is not None and config_version.noted(session) == version:
+        _switch_cache = (version, switch)
+    return switch
+
+
 def enabled(session: Session) -> bool:
     """Whether usage limits are on at all (when off nobody's spend needs counting)."""
-    config = get_config(session)
+    config = _switch(session)
     return config is not None and config.enabled
 
 
 def effective_limit(session: Session, user_id: uuid.UUID) -> EffectiveLimit | None:
     """User override, else the strictest group, else the default; None while disabled."""
-    config = get_config(session)
+    config = _switch(session)
     if config is None or not config.enabled:
         return None
     override = session.execute(

@@ -89,3 +89,56 @@ def test_a_failed_load_is_not_kept(engine: sa.Engine) -> None:
         with pytest.raises(LookupError):
             view.get("model", fail)
         assert view.get("model", lambda: "found") == "found"
+
+
+def _set_limits(engine: sa.Engine, on: bool) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE chat_usage_limit_config SET enabled = :on,"
+                             " default_limit_micros = 5"), {"on": on})  # fmt: skip
+
+
+def test_the_api_limit_switch_rides_the_auth_statement_and_follows_each_change(
+    engine: sa.Engine,
+) -> None:
+    """A request's auth statement reads the version; while it is unchanged the usage-limit
+    switch costs no statement; a committed change is seen by the next request; a session
+    that wrote (or reads its own uncommitted change) never files what it read."""
+    from models.identity.bootstrap import create_user
+    from models.identity.tokens import create_token, lookup_token_user
+    from models.usage import limits
+
+    with Session(engine) as session:
+        user = create_user(session, email="cache@example.com", username="cache")
+        token = create_token(session, user.id)
+        session.commit()
+
+    def request(on_expected: bool) -> int:
+        """Auth then the switch, as a chat route does; the statements the switch cost."""
+        with Session(engine) as session:
+            assert lookup_token_user(session, token) is not None
+            seen: list[str] = []
+
+            def count(*args: object) -> None:
+                seen.append(str(args[2]))
+
+            sa.event.listen(engine, "before_cursor_execute", count)
+            try:
+                assert limits.enabled(session) is on_expected
+            finally:
+                sa.event.remove(engine, "before_cursor_execute", count)
+            return len(seen)
+
+    _set_limits(engine, False)
+    request(False)  # may fill the cache
+    assert request(False) == 0
+    _set_limits(engine, True)
+    assert request(True) == 1  # a new version: read once
+    assert request(True) == 0
+    with Session(engine) as session:  # an uncommitted change in a session that authed
+        assert lookup_token_user(session, token) is not None
+        session.execute(sa.text("UPDATE chat_usage_limit_config SET enabled = false"))
+        assert limits.enabled(session) is False  # its own write, read, not filed
+        session.rollback()
+    assert request(True) == 0
+    _set_limits(engine, False)
+    assert request(False) == 1
