@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +34,10 @@ return id
 """
 
 
+# How many streams' expiry times a writer remembers (a few hundred KB at most).
+_EXPIRY_MEMORY = 10_000
+
+
 class ChatEventWriter:
     """Appends events to chat streams, bounded in length and time."""
 
@@ -41,11 +46,28 @@ class ChatEventWriter:
         self.maxlen = maxlen
         self.ttl_s = ttl_s
         self._first_part_script: Any = None
+        # stream key -> when this process last set its expiry (monotonic seconds).
+        self._expiry_set: dict[str, float] = {}
+
+    def _expiry_due(self, key: str) -> bool:
+        """Whether this publish should (re)set the stream's expiry: once per half TTL per
+        stream and process, not on every publish (an EXPIRE per publish was 3 of a turn's
+        Redis commands). The expiry set is 1.5 TTL, so a stream still lives at least a TTL
+        after its last event (at most 1.5). A stream recreated behind our back (a Redis
+        restart) gets its TTL again within half a TTL; until then ``maxlen`` bounds it."""
+        seen = self._expiry_set.get(key)
+        return seen is None or time.monotonic() - seen > self.ttl_s / 2
+
+    def _expiry_was_set(self, key: str) -> None:
+        if len(self._expiry_set) >= _EXPIRY_MEMORY:
+            self._expiry_set.clear()  # cheap and thread-safe: worst case, extra EXPIREs
+        self._expiry_set[key] = time.monotonic()
 
     def publish(
         self, chat_id: uuid.UUID | str, *events: dict[str, Any], watch: Any = None
     ) -> list[str]:
-        """Append events in order (one round trip) and refresh the stream's expiry.
+        """Append events in order (one round trip); the stream's expiry is refreshed once
+        per half TTL (:meth:`_expiry_due`).
 
         With ``watch`` (the chat: a :func:`watch_chat` partial, or a Chat or row to build it
         from) and a ``status`` event among ``events``, the owner's watchers also get one
@@ -63,7 +85,9 @@ class ChatEventWriter:
         if any(e["type"] == "message" for e in events):
             # A persisted message ends the step in flight: no parts left to replay.
             pipe.delete(step_from_key(chat_id))
-        pipe.expire(key, self.ttl_s)
+        expire = self._expiry_due(key)
+        if expire:
+            pipe.expire(key, self.ttl_s + self.ttl_s // 2)
         if watch is not None:
             # The watchers' status_change rides the same round trip, after the stream entries.
             statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
@@ -76,6 +100,8 @@ class ChatEventWriter:
             log.warning("chat events not published: Redis unavailable: %s", exc,
                         extra={"chat_id": str(chat_id), "events": len(events)})  # fmt: skip
             return []
+        if expire:
+            self._expiry_was_set(key)
         return [decode(r) for r in results[: len(events)]]
 
     def _watch_note(
