@@ -153,9 +153,11 @@ class _Switch:
     period: str
 
 
-# (config version, the switch read under it): every API request checks the limit, and the
-# config row changes a few times a day. One entry per process; a plain assignment swaps it.
-_switch_cache: tuple[int, _Switch | None] | None = None
+# ((database, config version), the switch read under it): every API request checks the
+# limit, and the config row changes a few times a day. One entry per process; a plain
+# assignment swaps it. The engine is part of the stamp, as in the workers' ConfigCache: one
+# process can talk to several databases (tests), whose versions mean nothing to each other.
+_switch_cache: tuple[tuple[int, int], _Switch | None] | None = None
 
 
 def _switch(session: Session) -> _Switch | None:
@@ -164,13 +166,16 @@ def _switch(session: Session) -> _Switch | None:
     The version is read before the row, so an entry is never older than its version."""
     global _switch_cache
     version = config_version.noted(session)
+    stamp = None if version is None else (id(session.get_bind()), version)
     cached = _switch_cache
-    if version is not None and cached is not None and cached[0] == version:
+    if stamp is not None and cached is not None and cached[0] == stamp:
         return cached[1]
     row = get_config(session)
     switch = None if row is None else _Switch(row.enabled, row.default_limit_micros, row.period)
-    if version is not None and config_version.noted(session) == version:
-        _switch_cache = (version, switch)
+    # Asked again, not redundant: get_config's autoflush may have written this session's
+    # pending changes, which forgets the noted version (then the row may be uncommitted).
+    if stamp is not None and config_version.noted(session) == version:
+        _switch_cache = (stamp, switch)
     return switch
 
 
